@@ -1,0 +1,183 @@
+"""Composition root: settings -> adapters -> services -> servers. The only place that wires
+them together, and (with `cli/`) the only place that prints."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import shutil
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import orjson
+
+from lamina import __version__
+from lamina.config import Settings
+from lamina.core.clock import SystemClock
+from lamina.core.errors import RequestTooLargeException
+from lamina.core.models import Account
+from lamina.core.scheduling import Ledger
+from lamina.http.control_api import MAX_CONTROL_BODY, ControlApi
+from lamina.http.errors import render
+from lamina.http.gateway import Gateway
+from lamina.http.runtime_api import RuntimeApi
+from lamina.http.server import Request, Response, serve
+from lamina.sandbox.plain import PlainSandboxDriver
+from lamina.services.async_invoke import AsyncInvoker
+from lamina.services.functions import FunctionService
+from lamina.services.invoke import InvokeService
+from lamina.services.launch import Launcher
+from lamina.services.pool import Pool
+from lamina.services.registry import Registry
+from lamina.store.blobs import CodeStore
+from lamina.store.sqlite import SqliteStore
+from lamina.telemetry.logs import LogSink
+
+log = logging.getLogger("lamina")
+
+
+class AlreadyRunning(Exception):
+    pass
+
+
+@dataclass
+class Running:
+    control_url: str
+    data_url: str
+    stop: asyncio.Event
+
+
+def _too_large(limit: int) -> Response:
+    return render(RequestTooLargeException(f"Request must be smaller than {limit} bytes"))
+
+
+def _lock(home: Path) -> IO[str]:
+    handle = (home / "lamina.lock").open("w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise AlreadyRunning(f"another `lamina up` is using {home}") from None
+    return handle
+
+
+async def serve_platform(settings: Settings, out: IO[str] = sys.stdout) -> None:
+    """Run until SIGINT/SIGTERM, then shut down gracefully."""
+    home = settings.home
+    home.mkdir(parents=True, exist_ok=True)
+    lock = _lock(home)
+    # Environments of a previous process that died are gone; so is their scratch space.
+    shutil.rmtree(home / "run", ignore_errors=True)
+
+    store = SqliteStore(settings.database)
+    code = CodeStore(home / "bundles")
+    account = Account(settings.region, settings.account_id)
+    clock = SystemClock()
+    sink = LogSink(store)
+    ledger = Ledger(settings.concurrency, settings.memory_budget_mb)
+    registry = Registry(account)
+
+    control: ControlApi | None = None
+
+    async def control_handler(request: Request) -> Response:
+        assert control is not None
+        return await control(request)
+
+    control_server = await serve(
+        control_handler,
+        settings.host,
+        settings.control_port,
+        max_body=MAX_CONTROL_BODY,
+        too_large=_too_large,
+    )
+    control_port = control_server.sockets[0].getsockname()[1]
+    control_url = f"http://{settings.host}:{control_port}"
+
+    pool = Pool(
+        ledger=ledger,
+        clock=clock,
+        launcher=Launcher(settings, account, control_url),
+        driver=PlainSandboxDriver(),
+        runtime_api=RuntimeApi(),
+        sink=sink,
+        keep_alive=settings.keep_alive,
+    )
+    invoke = InvokeService(
+        registry=registry,
+        pool=pool,
+        sink=sink,
+        clock=clock,
+        account=account,
+        init_timeout=settings.init_timeout,
+    )
+    functions = FunctionService(
+        store=store, code=code, registry=registry, pool=pool, ledger=ledger, account=account
+    )
+    events = AsyncInvoker(store=store, invoke=invoke, clock=clock)
+    control = ControlApi(
+        functions=functions, invoke=invoke, events=events, pool=pool, store=store, account=account
+    )
+    data_server = await serve(
+        Gateway(), settings.host, settings.port, max_body=10 * 1024 * 1024, too_large=_too_large
+    )
+    data_port = data_server.sockets[0].getsockname()[1]
+    data_url = f"http://{settings.host}:{data_port}"
+
+    count = functions.load()
+    sink.start()
+    pool.start_reaper()
+    events.start()
+    control.ready = True
+    (home / "endpoints.json").write_bytes(
+        orjson.dumps({"control": control_url, "data": data_url, "pid": os.getpid()})
+    )
+    print(f"Lamina {__version__} is up (home {home}, {count} functions)", file=out)
+    print(f"  control API (Lambda Invoke API, functions, logs): {control_url}", file=out)
+    print(f"  data plane (HTTP gateway):                        {data_url}", file=out)
+    print("  sandbox driver: plain processes (no isolation, no memory limit)", file=out)
+    out.flush()
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+    print("Lamina is shutting down: finishing in-flight invocations", file=out)
+    out.flush()
+    control.ready = False
+    data_server.close()
+    await events.close()
+    # In-flight synchronous invocations finish or reach their own timeout.
+    longest = max((e.function.timeout for e in pool.environments()), default=0)
+    deadline = loop.time() + longest + 1
+    while invoke.in_flight and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    control_server.close()
+    await pool.close()
+    await sink.close()
+    store.close()
+    with contextlib.suppress(FileNotFoundError):
+        (home / "endpoints.json").unlink()
+    lock.close()
+    print("Lamina stopped", file=out)
+
+
+def run(settings: Settings) -> None:
+    logging.basicConfig(
+        level=os.environ.get("LAMINA_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(serve_platform(settings))

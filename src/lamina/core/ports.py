@@ -1,0 +1,118 @@
+"""Ports: what services need from the outside world. Adapters implement them.
+
+`Store` is implemented by `lamina.store.sqlite.SqliteStore`; `SandboxDriver` by the drivers in
+`lamina.sandbox`. Services depend on these Protocols only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from lamina.core.invocation import Invocation
+from lamina.core.models import EventStatus, FunctionConfig, LayerVersion, LogEvent, QueuedEvent
+
+
+class Store(Protocol):
+    """Durable state. Every method is one transaction: it fully happens or not at all."""
+
+    # functions ($LATEST and published versions share one table, keyed by name + version)
+    def get_function(self, name: str, version: str = "$LATEST") -> FunctionConfig | None: ...
+    def list_functions(self) -> list[FunctionConfig]: ...  # $LATEST of each, by name
+    def put_function(self, config: FunctionConfig) -> None: ...  # insert or replace
+    def delete_function(self, name: str) -> bool: ...  # every version; False if absent
+
+    # layers
+    def publish_layer_version(self, layer: LayerVersion) -> LayerVersion: ...  # assigns version
+    def get_layer_version(self, name: str, version: int) -> LayerVersion | None: ...
+    def list_layer_versions(self, name: str) -> list[LayerVersion]: ...  # newest first
+
+    # the durable queue of asynchronous invocations
+    def enqueue_event(self, event: QueuedEvent) -> None: ...
+    def claimable_events(self, limit: int) -> list[QueuedEvent]: ...  # pending+running, oldest
+    def set_event_status(self, event_id: str, status: EventStatus, attempts: int) -> None: ...
+    def list_events(self, status: EventStatus | None = None) -> list[QueuedEvent]: ...
+
+    # logs
+    def append_logs(self, events: Sequence[LogEvent]) -> None: ...
+    def query_logs(
+        self, function_name: str, since_ms: int, after_id: int = 0, limit: int = 10_000
+    ) -> list[tuple[int, LogEvent]]: ...  # (id, event) ordered by id
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxSpec:
+    """What an execution environment is started with."""
+
+    argv: tuple[str, ...]
+    env: dict[str, str]
+    cwd: Path  # the task root
+    task_root: Path
+    opt_root: Path | None
+    tmp_dir: Path
+    memory_mb: int
+    log_fd: int  # write end: the process's stdout and stderr go here
+
+
+class SandboxProcess(Protocol):
+    """A started execution environment's process (group)."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    async def wait_exit(self) -> int: ...
+
+    def kill(self) -> None:
+        """Kill the process and everything it started. Idempotent."""
+        ...
+
+    def memory_used_mb(self) -> int:
+        """Peak resident memory of the process tree so far, in MB (0 if unknown)."""
+        ...
+
+
+class SandboxDriver(Protocol):
+    name: str
+
+    async def start(self, spec: SandboxSpec) -> SandboxProcess: ...
+
+    def remaps_paths(self) -> bool:
+        """True when the function sees /var/task, /opt, /tmp; False when it sees real paths."""
+        ...
+
+
+class RuntimeTarget(Protocol):
+    """What a Runtime API endpoint serves: one execution environment's side of the API."""
+
+    async def wait_next(self) -> Invocation:
+        """The next invocation for the runtime (a long poll; raises on invalid state)."""
+        ...
+
+    def post_response(self, request_id: str, body: bytes, content_type: str) -> None: ...
+
+    def post_error(self, request_id: str, body: bytes, content_type: str) -> None: ...
+
+    def post_init_error(self, body: bytes, content_type: str) -> None: ...
+
+    def post_too_large(self) -> None:
+        """The runtime posted a body over the Runtime API's payload limit."""
+        ...
+
+
+class RuntimeEndpoint(Protocol):
+    @property
+    def address(self) -> str:  # host:port, given to the runtime as AWS_LAMBDA_RUNTIME_API
+        ...
+
+    def close(self) -> None: ...
+
+
+class RuntimeApiServer(Protocol):
+    async def open(self, target: RuntimeTarget) -> RuntimeEndpoint: ...

@@ -1,0 +1,98 @@
+"""Scheduling decisions: who may run, who is evicted, who is reaped. Pure; no clocks read here.
+
+Concurrency follows Lambda (reference 6): concurrency is the number of in-flight
+invocations. A function with reserved concurrency `r` may have at most `r` in flight and its
+reservation is carved out of the account limit; every other function shares what is left
+(the unreserved pool). Past either bound a synchronous invoke is throttled.
+
+Memory is Lamina's own bound: the memory sizes of all live execution environments must fit in
+the node's budget. Idle environments are evicted (least recently used first) to make room; if
+that is not enough the invoke is throttled too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from lamina.core.errors import TooManyRequestsException
+
+T = TypeVar("T")
+
+RATE_EXCEEDED = "Rate Exceeded."
+
+
+@dataclass(slots=True)
+class Ledger:
+    account_limit: int
+    memory_budget_mb: int
+    reserved: dict[str, int] = field(default_factory=dict)  # function name -> reservation
+    in_flight: dict[str, int] = field(default_factory=dict)
+    unreserved_in_flight: int = 0
+    memory_in_use_mb: int = 0
+
+    @property
+    def unreserved_limit(self) -> int:
+        return self.account_limit - sum(self.reserved.values())
+
+    def set_reservation(self, function: str, reserved: int | None) -> None:
+        if reserved is None:
+            self.reserved.pop(function, None)
+        else:
+            self.reserved[function] = reserved
+
+    def admit(self, function: str) -> None:
+        """Count one more in-flight invocation of `function`, or raise 429."""
+        running = self.in_flight.get(function, 0)
+        reserved = self.reserved.get(function)
+        if reserved is not None:
+            if running >= reserved:
+                raise TooManyRequestsException(
+                    RATE_EXCEEDED, reason="ReservedFunctionConcurrentInvocationLimitExceeded"
+                )
+        elif self.unreserved_in_flight >= self.unreserved_limit:
+            raise TooManyRequestsException(
+                RATE_EXCEEDED, reason="ConcurrentInvocationLimitExceeded"
+            )
+        else:
+            self.unreserved_in_flight += 1
+        self.in_flight[function] = running + 1
+
+    def finish(self, function: str) -> None:
+        running = self.in_flight.get(function, 0)
+        if running <= 1:
+            self.in_flight.pop(function, None)
+        else:
+            self.in_flight[function] = running - 1
+        if function not in self.reserved and self.unreserved_in_flight > 0:
+            self.unreserved_in_flight -= 1
+
+    def memory_shortfall(self, memory_mb: int) -> int:
+        """MB that must be freed before an environment of `memory_mb` fits (0 if it fits)."""
+        return max(0, self.memory_in_use_mb + memory_mb - self.memory_budget_mb)
+
+
+def eviction_order(idle: Iterable[tuple[T, float]]) -> list[T]:
+    """Idle environments (with their last-used time), least recently used first."""
+    return [item for item, _ in sorted(idle, key=lambda pair: pair[1])]
+
+
+def choose_evictions(idle: Iterable[tuple[T, float, int]], shortfall_mb: int) -> list[T] | None:
+    """The fewest LRU-first idle environments (item, last used, MB) that free `shortfall_mb`.
+
+    None when even evicting every idle environment would not be enough.
+    """
+    chosen: list[T] = []
+    freed = 0
+    for item, _, memory in sorted(idle, key=lambda triple: triple[1]):
+        if freed >= shortfall_mb:
+            break
+        chosen.append(item)
+        freed += memory
+    return chosen if freed >= shortfall_mb else None
+
+
+def expired(idle: Iterable[tuple[T, float]], now: float, keep_alive: float) -> list[T]:
+    """Idle environments whose keep-alive has run out at monotonic time `now`."""
+    return [item for item, last_used in idle if now - last_used >= keep_alive]

@@ -1,0 +1,40 @@
+"""The one place where Lamina's errors become HTTP responses (Lambda REST API style).
+
+botocore reads the error code from `x-amzn-ErrorType` and the message from `Message` or
+`message`. Platform faults never leak details: the message is generic and the error is
+logged with its request id.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+import orjson
+
+from lamina.core.errors import LaminaError
+from lamina.http.server import Response
+
+log = logging.getLogger(__name__)
+
+
+def render(exc: LaminaError, request_id: str | None = None) -> Response:
+    request_id = request_id or str(uuid.uuid4())
+    body: dict[str, object] = {"Type": exc.fault}
+    if exc.reason is not None:
+        body["Reason"] = exc.reason
+        body["message"] = exc.message
+    else:
+        body["Message"] = exc.message
+    headers = [("x-amzn-ErrorType", exc.error_type), ("x-amzn-RequestId", request_id)]
+    if exc.status == 429:
+        headers.append(("Retry-After", "1"))
+    return Response(exc.status, orjson.dumps(body), headers)
+
+
+def render_unexpected(exc: BaseException, request_id: str | None = None) -> Response:
+    request_id = request_id or str(uuid.uuid4())
+    log.error("internal error (request %s)", request_id, exc_info=exc)
+    body = orjson.dumps({"Type": "Service", "Message": f"Internal error (request {request_id})"})
+    headers = [("x-amzn-ErrorType", "ServiceException"), ("x-amzn-RequestId", request_id)]
+    return Response(500, body, headers)

@@ -1,0 +1,217 @@
+"""A thin HTTP/1.1 server: httptools parses, an `asyncio.Protocol` moves bytes.
+
+Every edge of Lamina (control API, Runtime API endpoints, later the gateway) sits on this.
+It is deliberately small: keep-alive, pipelined requests answered in order, a body limit
+enforced while reading (413 before buffering more), and cancellation of the request's task
+when the peer goes away, which is how a runtime's long-polling `next` learns its process died.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import cast
+
+import httptools
+
+log = logging.getLogger(__name__)
+
+_REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
+
+
+@dataclass(slots=True)
+class Request:
+    method: str
+    path: str  # percent-encoded, without the query string
+    query: str
+    headers: dict[str, str]  # lower-case names; repeated headers joined with ", "
+    body: bytes = b""
+
+    def header(self, name: str, default: str = "") -> str:
+        return self.headers.get(name, default)
+
+
+@dataclass(slots=True)
+class Response:
+    status: int = 200
+    body: bytes = b""
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    content_type: str | None = "application/json"
+
+    def encode(self, keep_alive: bool) -> bytes:
+        lines = [b"HTTP/1.1 %d %s" % (self.status, _REASONS.get(self.status, b"Unknown"))]
+        if self.content_type is not None and self.status not in (204, 304):
+            lines.append(b"Content-Type: " + self.content_type.encode())
+        for name, value in self.headers:
+            lines.append(name.encode() + b": " + value.encode("latin-1"))
+        if self.status not in (204, 304):
+            lines.append(b"Content-Length: %d" % len(self.body))
+        if not keep_alive:
+            lines.append(b"Connection: close")
+        return b"\r\n".join(lines) + b"\r\n\r\n" + self.body
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+TooLarge = Callable[[int], Response]
+
+
+class HttpProtocol(asyncio.Protocol):
+    __slots__ = (
+        "_body",
+        "_closed",
+        "_handler",
+        "_headers",
+        "_max_body",
+        "_parser",
+        "_pending",
+        "_task",
+        "_too_large",
+        "_too_large_response",
+        "_transport",
+        "_url",
+    )
+
+    def __init__(self, handler: Handler, max_body: int, too_large: TooLarge) -> None:
+        self._handler = handler
+        self._max_body = max_body
+        self._too_large_response = too_large
+        self._parser = httptools.HttpRequestParser(self)
+        self._transport: asyncio.Transport | None = None
+        self._url = b""
+        self._headers: dict[str, str] = {}
+        self._body: list[bytes] = []
+        self._too_large = False
+        self._pending: deque[tuple[Request | Response, bool]] = deque()
+        self._task: asyncio.Task[Response] | None = None
+        self._closed = False
+
+    # transport callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement the interface without subclassing it.
+        self._transport = cast(asyncio.Transport, transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._reject(400, b"upgrades are not supported")
+        except httptools.HttpParserError:
+            if not self._too_large:
+                self._reject(400, b"malformed HTTP request")
+
+    # parser callbacks
+
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._headers = {}
+        self._body = []
+        self._too_large = False
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        old = self._headers.get(key)
+        self._headers[key] = text if old is None else f"{old}, {text}"
+
+    def on_headers_complete(self) -> None:
+        length = self._headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > self._max_body:
+            self._too_large = True
+
+    def on_body(self, body: bytes) -> None:
+        if self._too_large:
+            return
+        self._body.append(body)
+        if sum(map(len, self._body)) > self._max_body:
+            self._too_large = True
+            self._body = []
+
+    def on_message_complete(self) -> None:
+        keep_alive = self._parser.should_keep_alive()
+        item: Request | Response
+        if self._too_large:
+            item = self._too_large_response(self._max_body)
+        else:
+            url = httptools.parse_url(self._url)
+            item = Request(
+                method=self._parser.get_method().decode(),
+                path=url.path.decode("latin-1"),
+                query=(url.query or b"").decode("latin-1"),
+                headers=self._headers,
+                body=b"".join(self._body),
+            )
+        self._pending.append((item, keep_alive))
+        if self._task is None:
+            self._next()
+
+    # dispatch, one request at a time per connection
+
+    def _next(self) -> None:
+        while self._pending and not self._closed:
+            item, keep_alive = self._pending.popleft()
+            if isinstance(item, Response):
+                self._write(item, keep_alive)
+                continue
+            task = asyncio.ensure_future(self._handler(item))
+            if task.done():
+                self._finish(task, keep_alive)
+                continue
+            self._task = task
+            task.add_done_callback(
+                functools.partial(self._finish, keep_alive=keep_alive, resume=True)
+            )
+            return
+
+    def _finish(self, task: asyncio.Task[Response], keep_alive: bool, resume: bool = False) -> None:
+        self._task = None
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.error("unhandled error in HTTP handler", exc_info=exc)
+            response = Response(500, b'{"Type":"Service","Message":"internal error"}')
+        else:
+            response = task.result()
+        self._write(response, keep_alive)
+        if resume:
+            self._next()
+
+    def _write(self, response: Response, keep_alive: bool) -> None:
+        transport = self._transport
+        if transport is None or self._closed:
+            return
+        transport.write(response.encode(keep_alive))
+        if not keep_alive:
+            self._closed = True
+            transport.close()
+
+    def _reject(self, status: int, message: bytes) -> None:
+        self._write(Response(status, message, content_type="text/plain"), keep_alive=False)
+
+
+async def serve(
+    handler: Handler, host: str, port: int, *, max_body: int, too_large: TooLarge
+) -> asyncio.Server:
+    """Listen on host:port. A body over `max_body` bytes is answered with `too_large(max_body)`."""
+    loop = asyncio.get_running_loop()
+    return await loop.create_server(
+        lambda: HttpProtocol(handler, max_body, too_large),
+        host,
+        port,
+        reuse_address=True,
+        backlog=1024,
+    )

@@ -1,0 +1,189 @@
+"""The invoke use case: find the function, get an environment, run, log, return.
+
+Every invocation gets START, END and REPORT lines in its environment's log stream, whatever
+its outcome. Platform failures of the function (timeout, crash, init error, missing
+bootstrap) are results, never exceptions: only caller faults (unknown function, throttling)
+raise.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+
+from lamina.core.clock import Clock
+from lamina.core.invocation import (
+    Invocation,
+    InvocationResult,
+    Outcome,
+    invalid_entrypoint,
+    runtime_exited,
+    timed_out,
+)
+from lamina.core.models import Account
+from lamina.services.environment import ExecutionEnvironment
+from lamina.services.launch import EntrypointMissing
+from lamina.services.pool import Pool
+from lamina.services.registry import DeployedFunction, Registry
+from lamina.telemetry.logs import LogSink
+from lamina.wire import logs as log_lines
+from lamina.wire.runtime_api import trace_id
+
+
+@dataclass(frozen=True, slots=True)
+class InvokeResponse:
+    request_id: str
+    result: InvocationResult
+    executed_version: str
+    log_tail: bytes  # the last 4 KB of this invocation's log lines
+
+
+class InvokeService:
+    def __init__(
+        self,
+        *,
+        registry: Registry,
+        pool: Pool,
+        sink: LogSink,
+        clock: Clock,
+        account: Account,
+        init_timeout: float,
+    ) -> None:
+        self._registry = registry
+        self._pool = pool
+        self._sink = sink
+        self._clock = clock
+        self._account = account
+        self._init_timeout = init_timeout
+        self.in_flight = 0
+
+    def resolve(self, name: str, qualifier: str | None) -> DeployedFunction:
+        return self._registry.resolve(name, qualifier)
+
+    async def invoke(
+        self,
+        name: str,
+        qualifier: str | None,
+        payload: bytes,
+        *,
+        client_context: str | None = None,
+        request_id: str | None = None,
+    ) -> InvokeResponse:
+        deployed = self._registry.resolve(name, qualifier)
+        config = deployed.config
+        self._pool.admit(config.name)  # raises TooManyRequestsException
+        request_id = request_id or str(uuid.uuid4())
+        invocation = Invocation(
+            request_id=request_id,
+            payload=payload,
+            invoked_arn=self._account.function_arn(name, qualifier),
+            deadline_ms=0,
+            trace_id=trace_id(secrets.token_hex(20), self._clock.time()),
+            client_context=client_context,
+        )
+        self.in_flight += 1
+        env: ExecutionEnvironment | None = None
+        reuse = False
+        try:
+            env = self._pool.take_idle(deployed)
+            cold = env is None
+            if env is None:
+                try:
+                    env = await self._pool.start_new(deployed)
+                except EntrypointMissing as missing:
+                    return self._without_environment(
+                        deployed, invocation, invalid_entrypoint(request_id, missing.looked_at)
+                    )
+                env.platform_log(_init_start_line(config.runtime, self._account.region))
+                failed, env = await self._initialize(deployed, env, invocation)
+                if failed is not None:
+                    return self._finish(env, invocation, failed, cold=True)
+            result = await self._run(env, invocation)
+            reuse = result.outcome in (Outcome.SUCCESS, Outcome.ERROR)
+            return self._finish(env, invocation, result, cold=cold)
+        finally:
+            self.in_flight -= 1
+            self._pool.release(config.name, env, reuse)
+
+    async def _initialize(
+        self, deployed: DeployedFunction, env: ExecutionEnvironment, invocation: Invocation
+    ) -> tuple[InvocationResult | None, ExecutionEnvironment]:
+        """Wait for init. A first init that overruns its limit is retried once inside the
+        invocation's own timeout, as Lambda's "suppressed init" does."""
+        status = await env.wait_initialized(self._init_timeout)
+        if status == "timeout":
+            env.platform_log(log_lines.init_report_line(self._init_timeout * 1000, "timeout"))
+            self._pool.retire(env)
+            env = await self._pool.start_new(deployed)
+            status = await env.wait_initialized(deployed.config.timeout)
+            if status == "timeout":
+                return timed_out(invocation.request_id, deployed.config.timeout), env
+        if status == "init_error" and env.init_error is not None:
+            body, content_type = env.init_error
+            return InvocationResult(Outcome.ERROR, body, content_type), env
+        if status != "ready":
+            return runtime_exited(invocation.request_id, env.returncode), env
+        return None, env
+
+    async def _run(self, env: ExecutionEnvironment, invocation: Invocation) -> InvocationResult:
+        config = env.function
+        env.begin_invocation_log(log_lines.start_line(invocation.request_id, config.version))
+        invocation.deadline_ms = int(self._clock.time() * 1000) + config.timeout * 1000
+        return await env.invoke(invocation, config.timeout)
+
+    def _finish(
+        self,
+        env: ExecutionEnvironment,
+        invocation: Invocation,
+        result: InvocationResult,
+        *,
+        cold: bool,
+    ) -> InvokeResponse:
+        config = env.function
+        if not env.capturing:
+            env.begin_invocation_log(log_lines.start_line(invocation.request_id, config.version))
+        duration_ms = env.invocation_duration_ms()
+        status = None
+        if result.outcome is Outcome.TIMEOUT:
+            status, duration_ms = "timeout", config.timeout * 1000.0
+        elif result.outcome is not Outcome.SUCCESS:
+            status = "error"
+        env.platform_log(log_lines.end_line(invocation.request_id))
+        env.platform_log(
+            log_lines.report_line(
+                invocation.request_id,
+                duration_ms,
+                config.memory_size,
+                env.memory_used_mb(),
+                env.init_duration_ms if cold else None,
+                status,
+            )
+        )
+        lines = env.end_invocation_log()
+        return InvokeResponse(invocation.request_id, result, config.version, log_lines.tail(lines))
+
+    def _without_environment(
+        self, deployed: DeployedFunction, invocation: Invocation, result: InvocationResult
+    ) -> InvokeResponse:
+        """No process could be started (no bootstrap): log the attempt in a stream of its own."""
+        config = deployed.config
+        stream = log_lines.stream_name(config.version, self._clock.time())
+        now_ms = int(self._clock.time() * 1000)
+        lines = [
+            log_lines.start_line(invocation.request_id, config.version),
+            result.payload.decode(errors="replace"),
+            log_lines.end_line(invocation.request_id),
+            log_lines.report_line(invocation.request_id, 0.0, config.memory_size, 0, None, "error"),
+        ]
+        for line in lines:
+            self._sink.emit(config.name, stream, now_ms, line)
+        return InvokeResponse(invocation.request_id, result, config.version, log_lines.tail(lines))
+
+
+def _init_start_line(runtime: str, region: str) -> str:
+    version = runtime.replace("python", "python:") if runtime.startswith("python") else runtime
+    return (
+        f"INIT_START Runtime Version: {version}.lamina\t"
+        f"Runtime Version ARN: arn:aws:lambda:{region}::runtime:lamina-{runtime}"
+    )

@@ -1,0 +1,130 @@
+"""How an execution environment is started for a function: argv, environment, paths.
+
+The environment variables are Lambda's (reference 1.4), with the precedence Lambda uses:
+the function's own variables < platform defaults < credentials < runtime-reserved values.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+import time
+from pathlib import Path
+
+from lamina.config import Settings
+from lamina.core.models import Account
+from lamina.services.environment import Launch
+from lamina.services.registry import DeployedFunction
+from lamina.wire.logs import log_group, stream_name
+
+PYTHON_BOOTSTRAP = Path(__file__).resolve().parent.parent / "runtimes" / "python" / "bootstrap.py"
+
+
+class EntrypointMissing(Exception):
+    """A `provided` function has no executable bootstrap (`Runtime.InvalidEntrypoint`)."""
+
+    def __init__(self, looked_at: list[str]) -> None:
+        super().__init__(f"no executable bootstrap in {looked_at}")
+        self.looked_at = looked_at
+
+
+def python_for(runtime: str) -> str:
+    """The interpreter for `python3.x`: the same version if installed, else Lamina's own."""
+    wanted = runtime.removeprefix("python")
+    current = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if wanted != current:
+        for folder in ("/usr/bin", "/usr/local/bin"):
+            candidate = Path(folder) / f"python{wanted}"
+            if candidate.exists():
+                return str(candidate)
+    # Never a pyenv shim: the real file behind this interpreter.
+    return os.path.realpath(sys.executable)
+
+
+class Launcher:
+    def __init__(self, settings: Settings, account: Account, api_endpoint: str) -> None:
+        self._settings = settings
+        self._account = account
+        self._api_endpoint = api_endpoint
+        self._run_root = settings.home / "run"
+        self._credentials = {
+            "AWS_ACCESS_KEY_ID": "LAMINA" + "0" * 14,
+            "AWS_SECRET_ACCESS_KEY": "lamina-local-secret",
+            "AWS_SESSION_TOKEN": "lamina-local-session",
+        }
+
+    def launch(self, deployed: DeployedFunction) -> Launch:
+        config = deployed.config
+        task_root = deployed.code_dir
+        opt = deployed.opt_root
+        opt_path = str(opt) if opt else "/opt"
+        stream = stream_name(config.version, time.time())
+        if config.is_python:
+            argv: tuple[str, ...] = (
+                python_for(config.runtime),
+                "-I",
+                "-S",
+                str(PYTHON_BOOTSTRAP),
+                opt_path,
+            )
+            runtime_dir = str(PYTHON_BOOTSTRAP.parent)
+        else:
+            argv = (self._find_bootstrap(task_root, opt),)
+            runtime_dir = "/var/runtime"
+        run_dir = self._run_root / secrets.token_hex(8)
+        env: dict[str, str] = dict(config.environment)
+        env.update(
+            {
+                "LANG": "en_US.UTF-8",
+                "PATH": f"/usr/local/bin:/usr/bin/:/bin:{opt_path}/bin",
+                "LD_LIBRARY_PATH": (
+                    f"/lib64:/usr/lib64:{runtime_dir}:{runtime_dir}/lib:"
+                    f"{task_root}:{task_root}/lib:{opt_path}/lib"
+                ),
+                "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
+                "AWS_ENDPOINT_URL": self._api_endpoint,
+                "TMPDIR": str(run_dir / "tmp"),
+            }
+        )
+        if config.is_python:
+            env["PYTHONPATH"] = runtime_dir
+        env.update(self._credentials)
+        env.update(
+            {
+                "_HANDLER": config.handler,
+                "AWS_REGION": self._account.region,
+                "AWS_DEFAULT_REGION": self._account.region,
+                "AWS_LAMBDA_FUNCTION_NAME": config.name,
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_size),
+                "AWS_LAMBDA_FUNCTION_VERSION": config.version,
+                "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+                "AWS_LAMBDA_LOG_GROUP_NAME": log_group(config.name),
+                "AWS_LAMBDA_LOG_STREAM_NAME": stream,
+                "LAMBDA_TASK_ROOT": str(task_root),
+                "LAMBDA_RUNTIME_DIR": runtime_dir,
+                "TZ": ":UTC",
+            }
+        )
+        if config.is_python:
+            # Not set for provided runtimes, as on Lambda.
+            env["AWS_EXECUTION_ENV"] = f"AWS_Lambda_{config.runtime}"
+        return Launch(
+            argv=argv,
+            env=env,
+            task_root=task_root,
+            opt_root=opt,
+            run_dir=run_dir,
+            stream=stream,
+        )
+
+    @staticmethod
+    def _find_bootstrap(task_root: Path, opt: Path | None) -> str:
+        candidates = [task_root / "bootstrap"]
+        if opt is not None:
+            candidates.append(opt / "bootstrap")
+        for candidate in candidates:
+            if candidate.is_file() and os.access(candidate, os.X_OK):
+                return str(candidate)
+        shown = [str(task_root / "bootstrap"), str(opt / "bootstrap") if opt else "/opt/bootstrap"]
+        raise EntrypointMissing(shown)

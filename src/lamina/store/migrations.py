@@ -1,0 +1,136 @@
+"""The SQLite schema, as an ordered list of migrations.
+
+`PRAGMA user_version` is the number of migrations applied. Append new migrations; never edit
+one that has shipped, because databases in the field already ran it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from lamina.core.errors import ServiceException
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: functions, layers, the asynchronous invocation queue, logs
+    """
+    CREATE TABLE functions (
+        name TEXT NOT NULL,
+        version TEXT NOT NULL,
+        runtime TEXT NOT NULL,
+        handler TEXT NOT NULL,
+        code_sha256 TEXT NOT NULL,
+        code_size INTEGER NOT NULL,
+        memory_size INTEGER NOT NULL,
+        timeout INTEGER NOT NULL,
+        environment TEXT NOT NULL,
+        layers TEXT NOT NULL,
+        description TEXT NOT NULL,
+        reserved_concurrency INTEGER,
+        revision_id TEXT NOT NULL,
+        last_modified TEXT NOT NULL,
+        PRIMARY KEY (name, version)
+    );
+
+    CREATE TABLE layer_versions (
+        name TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        code_sha256 TEXT NOT NULL,
+        code_size INTEGER NOT NULL,
+        description TEXT NOT NULL,
+        compatible_runtimes TEXT NOT NULL,
+        created_date TEXT NOT NULL,
+        PRIMARY KEY (name, version)
+    );
+
+    CREATE TABLE events (
+        id TEXT PRIMARY KEY,
+        function_name TEXT NOT NULL,
+        qualifier TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        enqueued_at REAL NOT NULL,
+        attempts INTEGER NOT NULL,
+        status TEXT NOT NULL
+            CHECK (status IN ('pending', 'running', 'succeeded', 'failed'))
+    );
+    CREATE INDEX events_by_status ON events (status, enqueued_at, id);
+
+    -- AUTOINCREMENT so that ids are never reused once old logs are deleted: readers page
+    -- with after_id and must never see an id go backwards.
+    CREATE TABLE logs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        function_name TEXT NOT NULL,
+        stream TEXT NOT NULL,
+        timestamp_ms INTEGER NOT NULL,
+        message TEXT NOT NULL
+    );
+    CREATE INDEX logs_by_function_id ON logs (function_name, id);
+    CREATE INDEX logs_by_function_time ON logs (function_name, timestamp_ms);
+    """,
+)
+
+
+class SchemaTooNewError(ServiceException):
+    """The database was written by a newer Lamina; downgrading would corrupt it."""
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection, *, immediate: bool = True) -> Iterator[None]:
+    """One transaction on an autocommit (isolation_level=None) connection.
+
+    IMMEDIATE takes the write lock up front, so a read-then-write (the next layer version,
+    the schema version) cannot race another process between its read and its write.
+    """
+    conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN DEFERRED")
+    try:
+        yield
+    except BaseException:
+        # SQLite rolls back by itself on some errors (SQLITE_FULL, ...); a second ROLLBACK
+        # would then fail and hide the original error.
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def migrate(conn: sqlite3.Connection, path: Path) -> int:
+    """Apply the migrations `conn` has not seen yet, each in its own transaction.
+
+    Returns the final schema version.
+    """
+    known = len(MIGRATIONS)
+    for target, script in enumerate(MIGRATIONS, start=1):
+        with transaction(conn):
+            current = user_version(conn)
+            if current > known:
+                raise SchemaTooNewError(
+                    f"{path}: schema version {current} is newer than this Lamina "
+                    f"(knows {known}); upgrade Lamina"
+                )
+            if current >= target:
+                continue
+            for statement in _statements(script):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {target}")
+    return user_version(conn)
+
+
+def user_version(conn: sqlite3.Connection) -> int:
+    row = conn.execute("PRAGMA user_version").fetchone()
+    return int(row[0])
+
+
+def _statements(script: str) -> Iterator[str]:
+    # executescript() commits before it runs, so it cannot share our transaction; split the
+    # script into statements instead. complete_statement() understands triggers' BEGIN..END.
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            yield pending.strip()
+            pending = ""
+    leftover = [ln for ln in pending.splitlines() if ln.strip() and not ln.strip().startswith("--")]
+    if leftover:
+        raise ValueError(f"migration ends with an incomplete statement: {pending.strip()!r}")

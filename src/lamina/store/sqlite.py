@@ -1,0 +1,256 @@
+"""`SqliteStore`: the `Store` port on one SQLite file in WAL mode.
+
+One connection shared by the event loop thread and the log-batching thread, so every method
+holds `_lock` for its whole transaction. Transactions are explicit (`BEGIN IMMEDIATE`) rather
+than the sqlite3 module's implicit ones, which do not cover SELECTs and so cannot make a
+read-then-write atomic.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+import orjson
+
+from lamina.core.models import (
+    LATEST,
+    EventStatus,
+    FunctionConfig,
+    LayerVersion,
+    LogEvent,
+    QueuedEvent,
+)
+from lamina.store.migrations import migrate, transaction
+
+BUSY_TIMEOUT_MS = 5_000
+
+_FUNCTION_COLUMNS = (
+    "name, version, runtime, handler, code_sha256, code_size, memory_size, timeout, "
+    "environment, layers, description, reserved_concurrency, revision_id, last_modified"
+)
+_LAYER_COLUMNS = (
+    "name, version, code_sha256, code_size, description, compatible_runtimes, created_date"
+)
+_EVENT_COLUMNS = "id, function_name, qualifier, payload, enqueued_at, attempts, status"
+
+
+class SqliteStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(
+            path, check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000
+        )
+        self._conn.row_factory = sqlite3.Row
+        try:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            self.schema_version = migrate(self._conn, path)
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def __repr__(self) -> str:
+        return f"<SqliteStore {self.path} schema={self.schema_version}>"
+
+    @contextmanager
+    def _transaction(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
+        # Reads begin DEFERRED: under WAL they then never block another process's writer.
+        with self._lock, transaction(self._conn, immediate=write):
+            yield self._conn
+
+    # functions
+
+    def get_function(self, name: str, version: str = LATEST) -> FunctionConfig | None:
+        with self._transaction(write=False) as conn:
+            row = conn.execute(
+                f"SELECT {_FUNCTION_COLUMNS} FROM functions WHERE name = ? AND version = ?",
+                (name, version),
+            ).fetchone()
+        return _function(row) if row else None
+
+    def list_functions(self) -> list[FunctionConfig]:
+        with self._transaction(write=False) as conn:
+            rows = conn.execute(
+                f"SELECT {_FUNCTION_COLUMNS} FROM functions WHERE version = ? ORDER BY name",
+                (LATEST,),
+            ).fetchall()
+        return [_function(row) for row in rows]
+
+    def put_function(self, config: FunctionConfig) -> None:
+        c = config
+        with self._transaction() as conn:
+            conn.execute(
+                f"INSERT OR REPLACE INTO functions ({_FUNCTION_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    c.name,
+                    c.version,
+                    c.runtime,
+                    c.handler,
+                    c.code_sha256,
+                    c.code_size,
+                    c.memory_size,
+                    c.timeout,
+                    _json(c.environment),
+                    _json(list(c.layers)),
+                    c.description,
+                    c.reserved_concurrency,
+                    c.revision_id,
+                    c.last_modified,
+                ),
+            )
+
+    def delete_function(self, name: str) -> bool:
+        with self._transaction() as conn:
+            deleted = conn.execute("DELETE FROM functions WHERE name = ?", (name,)).rowcount
+        return deleted > 0
+
+    # layers
+
+    def publish_layer_version(self, layer: LayerVersion) -> LayerVersion:
+        with self._transaction() as conn:
+            (latest,) = conn.execute(
+                "SELECT COALESCE(MAX(version), 0) FROM layer_versions WHERE name = ?",
+                (layer.name,),
+            ).fetchone()
+            stored = replace(layer, version=int(latest) + 1)
+            conn.execute(
+                f"INSERT INTO layer_versions ({_LAYER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    stored.name,
+                    stored.version,
+                    stored.code_sha256,
+                    stored.code_size,
+                    stored.description,
+                    _json(list(stored.compatible_runtimes)),
+                    stored.created_date,
+                ),
+            )
+        return stored
+
+    def get_layer_version(self, name: str, version: int) -> LayerVersion | None:
+        with self._transaction(write=False) as conn:
+            row = conn.execute(
+                f"SELECT {_LAYER_COLUMNS} FROM layer_versions WHERE name = ? AND version = ?",
+                (name, version),
+            ).fetchone()
+        return _layer(row) if row else None
+
+    def list_layer_versions(self, name: str) -> list[LayerVersion]:
+        with self._transaction(write=False) as conn:
+            rows = conn.execute(
+                f"SELECT {_LAYER_COLUMNS} FROM layer_versions WHERE name = ? ORDER BY version DESC",
+                (name,),
+            ).fetchall()
+        return [_layer(row) for row in rows]
+
+    # the asynchronous invocation queue
+
+    def enqueue_event(self, event: QueuedEvent) -> None:
+        e = event
+        with self._transaction() as conn:
+            conn.execute(
+                f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    e.id,
+                    e.function_name,
+                    e.qualifier,
+                    e.payload,
+                    e.enqueued_at,
+                    e.attempts,
+                    e.status,
+                ),
+            )
+
+    def claimable_events(self, limit: int) -> list[QueuedEvent]:
+        # 'running' rows are claimable too: only a process that died mid-invocation leaves
+        # them behind, and their invocations must run again after a restart.
+        with self._transaction(write=False) as conn:
+            rows = conn.execute(
+                f"SELECT {_EVENT_COLUMNS} FROM events WHERE status IN ('pending', 'running') "
+                "ORDER BY enqueued_at, id LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [_event(row) for row in rows]
+
+    def set_event_status(self, event_id: str, status: EventStatus, attempts: int) -> None:
+        with self._transaction() as conn:
+            updated = conn.execute(
+                "UPDATE events SET status = ?, attempts = ? WHERE id = ?",
+                (status, attempts, event_id),
+            ).rowcount
+            if updated == 0:
+                raise KeyError(f"event {event_id!r} is not in the queue")
+
+    def list_events(self, status: EventStatus | None = None) -> list[QueuedEvent]:
+        query = f"SELECT {_EVENT_COLUMNS} FROM events"
+        params: tuple[str, ...] = ()
+        if status is not None:
+            query += " WHERE status = ?"
+            params = (status,)
+        with self._transaction(write=False) as conn:
+            rows = conn.execute(query + " ORDER BY enqueued_at, id", params).fetchall()
+        return [_event(row) for row in rows]
+
+    # logs
+
+    def append_logs(self, events: Sequence[LogEvent]) -> None:
+        if not events:
+            return
+        with self._transaction() as conn:
+            conn.executemany(
+                "INSERT INTO logs (function_name, stream, timestamp_ms, message) "
+                "VALUES (?, ?, ?, ?)",
+                ((e.function_name, e.stream, e.timestamp_ms, e.message) for e in events),
+            )
+
+    def query_logs(
+        self, function_name: str, since_ms: int, after_id: int = 0, limit: int = 10_000
+    ) -> list[tuple[int, LogEvent]]:
+        with self._transaction(write=False) as conn:
+            rows = conn.execute(
+                "SELECT id, function_name, stream, timestamp_ms, message FROM logs "
+                "WHERE function_name = ? AND timestamp_ms >= ? AND id > ? ORDER BY id LIMIT ?",
+                (function_name, since_ms, after_id, limit),
+            ).fetchall()
+        return [_log(row) for row in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+def _json(value: object) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _function(row: sqlite3.Row) -> FunctionConfig:
+    fields = dict(row)
+    fields["environment"] = orjson.loads(fields["environment"])
+    fields["layers"] = tuple(orjson.loads(fields["layers"]))
+    return FunctionConfig(**fields)
+
+
+def _layer(row: sqlite3.Row) -> LayerVersion:
+    fields = dict(row)
+    fields["compatible_runtimes"] = tuple(orjson.loads(fields["compatible_runtimes"]))
+    return LayerVersion(**fields)
+
+
+def _log(row: sqlite3.Row) -> tuple[int, LogEvent]:
+    fields = dict(row)
+    log_id = fields.pop("id")
+    return log_id, LogEvent(**fields)
+
+
+def _event(row: sqlite3.Row) -> QueuedEvent:
+    return QueuedEvent(**dict(row))
