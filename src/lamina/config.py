@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 
@@ -19,7 +19,7 @@ def _default_memory_budget_mb() -> int:
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    home: Path = Path("~/.lamina").expanduser()
+    home: Path = field(default_factory=lambda: Path.home() / ".lamina")
     host: str = "127.0.0.1"
     port: int = 8080  # data plane (HTTP gateway)
     control_port: int = 8081  # control API: Lambda Invoke API, functions, logs, health

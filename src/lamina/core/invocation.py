@@ -64,10 +64,10 @@ def exit_description(returncode: int) -> str:
 
 
 def runtime_exited(request_id: str, returncode: int | None) -> InvocationResult:
-    if returncode == 0:
+    if returncode is None or returncode == 0:
         detail = "Runtime exited without providing a reason"
     else:
-        detail = f"Runtime exited with error: {exit_description(returncode or 0)}"
+        detail = f"Runtime exited with error: {exit_description(returncode)}"
     message = f"RequestId: {request_id} Error: {detail}"
     return InvocationResult(Outcome.CRASH, error_payload("Runtime.ExitError", message))
 

@@ -31,6 +31,9 @@ class Ledger:
     in_flight: dict[str, int] = field(default_factory=dict)
     unreserved_in_flight: int = 0
     memory_in_use_mb: int = 0
+    # Which pool an in-flight invocation was admitted from: a reservation may change while it
+    # runs, and it must be given back to the pool it came from.
+    _unreserved_by_function: dict[str, int] = field(default_factory=dict)
 
     @property
     def unreserved_limit(self) -> int:
@@ -57,6 +60,9 @@ class Ledger:
             )
         else:
             self.unreserved_in_flight += 1
+            self._unreserved_by_function[function] = (
+                self._unreserved_by_function.get(function, 0) + 1
+            )
         self.in_flight[function] = running + 1
 
     def finish(self, function: str) -> None:
@@ -65,8 +71,13 @@ class Ledger:
             self.in_flight.pop(function, None)
         else:
             self.in_flight[function] = running - 1
-        if function not in self.reserved and self.unreserved_in_flight > 0:
+        unreserved = self._unreserved_by_function.get(function, 0)
+        if unreserved > 0:
             self.unreserved_in_flight -= 1
+            if unreserved == 1:
+                del self._unreserved_by_function[function]
+            else:
+                self._unreserved_by_function[function] = unreserved - 1
 
     def memory_shortfall(self, memory_mb: int) -> int:
         """MB that must be freed before an environment of `memory_mb` fits (0 if it fits)."""

@@ -64,6 +64,7 @@ class HttpProtocol(asyncio.Protocol):
     __slots__ = (
         "_body",
         "_closed",
+        "_done_reading",
         "_handler",
         "_headers",
         "_max_body",
@@ -89,6 +90,7 @@ class HttpProtocol(asyncio.Protocol):
         self._pending: deque[tuple[Request | Response, bool]] = deque()
         self._task: asyncio.Task[Response] | None = None
         self._closed = False
+        self._done_reading = False
 
     # transport callbacks
 
@@ -102,13 +104,20 @@ class HttpProtocol(asyncio.Protocol):
             self._task.cancel()
 
     def data_received(self, data: bytes) -> None:
+        if self._done_reading:
+            return
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self._reject(400, b"upgrades are not supported")
+            pass  # refused in on_message_complete, in order with earlier requests
         except httptools.HttpParserError:
-            if not self._too_large:
-                self._reject(400, b"malformed HTTP request")
+            if not self._done_reading:
+                # Answered after the requests before it, then the connection closes.
+                self._done_reading = True
+                bad = Response(400, b"malformed HTTP request", content_type="text/plain")
+                self._pending.append((bad, False))
+                if self._task is None:
+                    self._next()
 
     # parser callbacks
 
@@ -143,7 +152,10 @@ class HttpProtocol(asyncio.Protocol):
     def on_message_complete(self) -> None:
         keep_alive = self._parser.should_keep_alive()
         item: Request | Response
-        if self._too_large:
+        if self._parser.should_upgrade():
+            item = Response(400, b"upgrades are not supported", content_type="text/plain")
+            keep_alive = False
+        elif self._too_large:
             item = self._too_large_response(self._max_body)
         else:
             url = httptools.parse_url(self._url)
@@ -154,6 +166,8 @@ class HttpProtocol(asyncio.Protocol):
                 headers=self._headers,
                 body=b"".join(self._body),
             )
+        if not keep_alive:
+            self._done_reading = True  # nothing after this request is read
         self._pending.append((item, keep_alive))
         if self._task is None:
             self._next()
@@ -198,9 +212,6 @@ class HttpProtocol(asyncio.Protocol):
         if not keep_alive:
             self._closed = True
             transport.close()
-
-    def _reject(self, status: int, message: bytes) -> None:
-        self._write(Response(status, message, content_type="text/plain"), keep_alive=False)
 
 
 async def serve(
