@@ -14,11 +14,10 @@ from pathlib import Path
 
 from lamina.config import Settings
 from lamina.core.models import Account
+from lamina.runtimes.python import BOOTSTRAP_PATH, bootstrap_command
 from lamina.services.environment import Launch
 from lamina.services.registry import DeployedFunction
 from lamina.wire.logs import log_group, stream_name
-
-PYTHON_BOOTSTRAP = Path(__file__).resolve().parent.parent / "runtimes" / "python" / "bootstrap.py"
 
 
 class EntrypointMissing(Exception):
@@ -61,14 +60,8 @@ class Launcher:
         opt_path = str(opt) if opt else "/opt"
         stream = stream_name(config.version, time.time())
         if config.is_python:
-            argv: tuple[str, ...] = (
-                python_for(config.runtime),
-                "-I",
-                "-S",
-                str(PYTHON_BOOTSTRAP),
-                opt_path,
-            )
-            runtime_dir = str(PYTHON_BOOTSTRAP.parent)
+            argv = tuple(bootstrap_command(python_for(config.runtime), opt_path))
+            runtime_dir = str(BOOTSTRAP_PATH.parent)
         else:
             argv = (self._find_bootstrap(task_root, opt),)
             runtime_dir = "/var/runtime"

@@ -1,0 +1,66 @@
+"""The `lamina` command: `up` runs the platform; the others talk to its control API."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from lamina.cli.commands.deploy import deploy
+from lamina.cli.commands.invoke import invoke
+from lamina.cli.commands.logs import logs
+from lamina.cli.commands.ls import ls
+from lamina.cli.commands.up import up
+from lamina.cli.shared import make_state
+
+app = typer.Typer(
+    name="lamina",
+    help="Lamina: AWS-Lambda-compatible functions on your own machines.",
+    no_args_is_help=True,
+    add_completion=False,
+    # Locals can hold environment variables and payloads: never print them.
+    pretty_exceptions_show_locals=False,
+)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version  # slow; rarely needed
+
+        try:
+            typer.echo(f"lamina {version('lamina')}")
+        except PackageNotFoundError:
+            typer.echo("lamina (not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global_options(
+    ctx: typer.Context,
+    endpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--endpoint",
+            help="Control API URL (env LAMINA_ENDPOINT; default http://127.0.0.1:8081, "
+            "or http://$LAMINA_HOST:$LAMINA_CONTROL_PORT)",
+        ),
+    ] = None,
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version."
+        ),
+    ] = False,
+) -> None:
+    ctx.obj = make_state(endpoint)
+
+
+app.command("up")(up)
+app.command("invoke")(invoke)
+app.command("logs")(logs)
+app.command("ls")(ls)
+app.command("deploy")(deploy)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,164 @@
+"""What the caller sees when the platform ends an invocation: Lambda's own error payloads."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from tests.e2e.harness import (
+    LaminaServer,
+    create_function,
+    invoke,
+    pid_alive,
+    wait_until,
+)
+
+pytestmark = pytest.mark.e2e
+
+PID_THEN = """
+import os, time, json
+
+def handler(event, context):
+    if event.get("action") == "sleep":
+        time.sleep(event["seconds"])
+    if event.get("action") == "exit":
+        print("exiting", flush=True)
+        os._exit(event["code"])
+    if event.get("action") == "big":
+        return "x" * (7 * 1024 * 1024)
+    if event.get("action") == "fork":
+        child = os.fork()
+        if child == 0:
+            time.sleep(120)
+            os._exit(0)
+        with open(event["pidfile"], "w") as f:
+            f.write(str(child))
+        os._exit(1)
+    return os.getpid()
+"""
+
+
+def test_timeout_kills_the_environment_and_reports_sandbox_timedout(lamina: LaminaServer) -> None:
+    create_function(lamina, "slow", {"app.py": PID_THEN}, Timeout=1)
+    pid = json.loads(invoke(lamina, "slow")["Body"])
+    response = invoke(lamina, "slow", {"action": "sleep", "seconds": 30}, LogType="Tail")
+    assert response["FunctionError"] == "Unhandled"
+    body = json.loads(response["Body"])
+    assert body["errorType"] == "Sandbox.Timedout"
+    assert re.fullmatch(
+        r"RequestId: [0-9a-f-]{36} Error: Task timed out after 1\.00 seconds", body["errorMessage"]
+    )
+    wait_until(lambda: not pid_alive(pid))
+    # The next invocation gets a fresh environment.
+    assert json.loads(invoke(lamina, "slow")["Body"]) != pid
+    report = [line for line in lamina.logs("slow") if line.startswith("REPORT")]
+    assert any("Duration: 1000.00 ms" in r and "Status: timeout" in r for r in report)
+
+
+def test_runtime_exit_is_runtime_exit_error(lamina: LaminaServer) -> None:
+    create_function(lamina, "exits", {"app.py": PID_THEN})
+    response = invoke(lamina, "exits", {"action": "exit", "code": 3}, LogType="Tail")
+    assert response["FunctionError"] == "Unhandled"
+    body = json.loads(response["Body"])
+    assert body["errorType"] == "Runtime.ExitError"
+    assert body["errorMessage"].endswith("Error: Runtime exited with error: exit status 3")
+    # Its last words are logged inside the invocation.
+    assert "exiting" in __import__("base64").b64decode(response["LogResult"]).decode()
+    assert isinstance(json.loads(invoke(lamina, "exits")["Body"]), int)
+
+
+def test_children_die_with_the_environment(lamina: LaminaServer, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    create_function(lamina, "forks", {"app.py": PID_THEN})
+    pidfile = tmp_path / "child.pid"
+    response = invoke(lamina, "forks", {"action": "fork", "pidfile": str(pidfile)})
+    assert json.loads(response["Body"])["errorType"] == "Runtime.ExitError"
+    child = int(pidfile.read_text())
+    wait_until(lambda: not pid_alive(child))
+
+
+def test_oversized_response_is_function_response_size_too_large(lamina: LaminaServer) -> None:
+    create_function(lamina, "big", {"app.py": PID_THEN}, MemorySize=512)
+    response = invoke(lamina, "big", {"action": "big"})
+    assert response["FunctionError"] == "Unhandled"
+    body = json.loads(response["Body"])
+    assert body["errorType"] == "Function.ResponseSizeTooLarge"
+    assert "6291556 bytes" in body["errorMessage"]
+
+
+def test_missing_bootstrap_is_invalid_entrypoint(lamina: LaminaServer) -> None:
+    create_function(
+        lamina, "nobootstrap", {"README": "no bootstrap here"}, runtime="provided.al2023"
+    )
+    response = invoke(lamina, "nobootstrap")
+    assert response["FunctionError"] == "Unhandled"
+    body = json.loads(response["Body"])
+    assert body["errorType"] == "Runtime.InvalidEntrypoint"
+    assert "Couldn't find valid bootstrap(s)" in body["errorMessage"]
+
+
+def test_runtime_that_never_asks_for_work_times_out(lamina_factory) -> None:  # type: ignore[no-untyped-def]
+    lamina = lamina_factory(LAMINA_INIT_TIMEOUT="0.5")
+    bootstrap = "#!/bin/sh\nexec sleep 60\n"
+    create_function(
+        lamina,
+        "stuck",
+        {"bootstrap": bootstrap},
+        runtime="provided.al2",
+        executable=("bootstrap",),
+        Timeout=1,
+    )
+    response = invoke(lamina, "stuck")
+    body = json.loads(response["Body"])
+    assert body["errorType"] == "Sandbox.Timedout"
+    lines = lamina.logs("stuck")
+    wait_until(lambda: any("Status: timeout" in line for line in lamina.logs("stuck")))
+    assert lines is not None
+
+
+RUNTIME_POSTS_TWICE = """#!/usr/bin/env python3
+import http.client, json, os
+api = os.environ["AWS_LAMBDA_RUNTIME_API"]
+conn = http.client.HTTPConnection(api)
+while True:
+    conn.request("GET", "/2018-06-01/runtime/invocation/next")
+    r = conn.getresponse()
+    event = r.read()
+    rid = r.getheader("Lambda-Runtime-Aws-Request-Id")
+    statuses = []
+    for body in (b'"first"', b'"second"'):
+        conn.request("POST", f"/2018-06-01/runtime/invocation/{rid}/response", body)
+        resp = conn.getresponse()
+        statuses.append([resp.status, json.loads(resp.read())])
+    conn.request("POST", f"/2018-06-01/runtime/invocation/{rid}/error", b"{}")
+    resp = conn.getresponse()
+    statuses.append([resp.status, json.loads(resp.read())])
+    conn.request("POST", "/2018-06-01/runtime/invocation/not-a-request/response", b"{}")
+    resp = conn.getresponse()
+    statuses.append([resp.status, json.loads(resp.read())])
+    print("STATUSES " + json.dumps(statuses), flush=True)
+"""
+
+
+def test_runtime_api_refuses_a_second_result(lamina: LaminaServer) -> None:
+    create_function(
+        lamina,
+        "twice",
+        {"bootstrap": RUNTIME_POSTS_TWICE},
+        runtime="provided",
+        executable=("bootstrap",),
+    )
+    response = invoke(lamina, "twice")
+    assert json.loads(response["Body"]) == "first"
+
+    def statuses() -> list[object] | None:
+        for line in lamina.logs("twice"):
+            if line.startswith("STATUSES "):
+                return list(json.loads(line.removeprefix("STATUSES ")))
+        return None
+
+    first, second, error, unknown = wait_until(statuses)
+    assert first == [202, {"status": "OK"}]
+    assert second[0] == 400 and second[1]["errorType"] == "InvalidRequestID"
+    assert error[0] == 403 and error[1]["errorType"] == "InvalidStateTransition"
+    assert unknown[0] == 400 and unknown[1]["errorType"] == "InvalidRequestID"
