@@ -52,8 +52,12 @@ def test_timeout_kills_the_environment_and_reports_sandbox_timedout(lamina: Lami
     wait_until(lambda: not pid_alive(pid))
     # The next invocation gets a fresh environment.
     assert json.loads(invoke(lamina, "slow")["Body"]) != pid
-    report = [line for line in lamina.logs("slow") if line.startswith("REPORT")]
-    assert any("Duration: 1000.00 ms" in r and "Status: timeout" in r for r in report)
+
+    def timeout_report() -> bool:
+        reports = [line for line in lamina.logs("slow") if line.startswith("REPORT")]
+        return any("Duration: 1000.00 ms" in r and "Status: timeout" in r for r in reports)
+
+    wait_until(timeout_report)
 
 
 def test_runtime_exit_is_runtime_exit_error(lamina: LaminaServer) -> None:
@@ -111,9 +115,14 @@ def test_runtime_that_never_asks_for_work_times_out(lamina_factory) -> None:  # 
     response = invoke(lamina, "stuck")
     body = json.loads(response["Body"])
     assert body["errorType"] == "Sandbox.Timedout"
-    lines = lamina.logs("stuck")
-    wait_until(lambda: any("Status: timeout" in line for line in lamina.logs("stuck")))
-    assert lines is not None
+
+    def reported() -> bool:
+        lines = lamina.logs("stuck")
+        init = any(line.startswith("INIT_REPORT") and "Status: timeout" in line for line in lines)
+        invoke_ = any(line.startswith("REPORT") and "Status: timeout" in line for line in lines)
+        return init and invoke_
+
+    wait_until(reported)
 
 
 RUNTIME_POSTS_TWICE = """#!/usr/bin/env python3

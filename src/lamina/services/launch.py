@@ -47,8 +47,10 @@ class Launcher:
         self._account = account
         self._api_endpoint = api_endpoint
         self._run_root = settings.home / "run"
+        access_key = "LAMINA" + "0" * 14
         self._credentials = {
-            "AWS_ACCESS_KEY_ID": "LAMINA" + "0" * 14,
+            "AWS_ACCESS_KEY_ID": access_key,
+            "AWS_ACCESS_KEY": access_key,  # the legacy name Lambda still sets
             "AWS_SECRET_ACCESS_KEY": "lamina-local-secret",
             "AWS_SESSION_TOKEN": "lamina-local-session",
         }
