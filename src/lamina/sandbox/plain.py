@@ -15,7 +15,6 @@ import contextlib
 import os
 import signal
 import subprocess
-from pathlib import Path
 
 from lamina.core.ports import SandboxSpec
 
@@ -89,33 +88,43 @@ class PlainSandboxDriver:
         return False
 
 
-def _status_kb(pid: int, field: bytes) -> int:
+def _read(path: str) -> bytes:
     try:
-        data = Path(f"/proc/{pid}/status").read_bytes()
+        fd = os.open(path, os.O_RDONLY)
     except OSError:
-        return 0
-    start = data.find(field)
+        return b""
+    try:
+        return os.read(fd, 8192)
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)
+
+
+def _field_kb(status: bytes, name: bytes) -> int:
+    start = status.find(name)
     if start < 0:
         return 0
-    return int(data[start + len(field) : data.find(b"kB", start)].strip() or 0)
+    fields = status[start + len(name) : start + len(name) + 32].split()
+    return int(fields[0]) if fields else 0
 
 
 def _peak_kb(pid: int) -> int:
-    return _status_kb(pid, b"VmHWM:")
+    return _field_kb(_read(f"/proc/{pid}/status"), b"VmHWM:")
 
 
 def _children(pid: int) -> list[int]:
-    try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    except OSError:
-        return []
-    return [int(p) for p in text.split()]
+    return [int(p) for p in _read(f"/proc/{pid}/task/{pid}/children").split()]
 
 
 def _tree_rss_kb(pid: int) -> int:
-    total, stack = 0, [pid]
+    """Summed RSS of the descendants' tree (0 when the process has no children)."""
+    children = _children(pid)
+    if not children:
+        return 0
+    total, stack = _field_kb(_read(f"/proc/{pid}/status"), b"VmRSS:"), children
     while stack:
         current = stack.pop()
-        total += _status_kb(current, b"VmRSS:")
+        total += _field_kb(_read(f"/proc/{current}/status"), b"VmRSS:")
         stack.extend(_children(current))
     return total
