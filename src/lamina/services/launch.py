@@ -29,16 +29,23 @@ class EntrypointMissing(Exception):
 
 
 def python_for(runtime: str) -> str:
-    """The interpreter for `python3.x`: the same version if installed, else Lamina's own."""
+    """The interpreter for `python3.x`: the system's build of that version when there is one
+    (a distribution build starts faster than most others), else Lamina's own interpreter."""
     wanted = runtime.removeprefix("python")
-    current = f"{sys.version_info.major}.{sys.version_info.minor}"
-    if wanted != current:
-        for folder in ("/usr/bin", "/usr/local/bin"):
-            candidate = Path(folder) / f"python{wanted}"
-            if candidate.exists():
-                return str(candidate)
-    # Never a pyenv shim: the real file behind this interpreter.
+    for folder in ("/usr/bin", "/usr/local/bin"):
+        candidate = os.path.realpath(Path(folder) / f"python{wanted}")
+        if _is_executable_binary(candidate):
+            return candidate
+    # Never a pyenv shim or other wrapper script: the real file behind this interpreter.
     return os.path.realpath(sys.executable)
+
+
+def _is_executable_binary(path: str) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(4) == b"\x7fELF" and os.access(path, os.X_OK)
+    except OSError:
+        return False
 
 
 class Launcher:
