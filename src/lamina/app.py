@@ -23,7 +23,7 @@ from lamina.core.clock import SystemClock
 from lamina.core.errors import RequestTooLargeException
 from lamina.core.models import Account
 from lamina.core.scheduling import Ledger
-from lamina.http.control_api import MAX_CONTROL_BODY, ControlApi
+from lamina.http.control_api import MAX_CONTROL_BODY, ControlApi, Router
 from lamina.http.errors import render
 from lamina.http.gateway import Gateway
 from lamina.http.runtime_api import RuntimeApi
@@ -120,8 +120,16 @@ async def serve_platform(settings: Settings, out: IO[str] = sys.stdout) -> None:
         store=store, code=code, registry=registry, pool=pool, ledger=ledger, account=account
     )
     events = AsyncInvoker(store=store, invoke=invoke, clock=clock)
+    # More control API routes, each from its own module (SSM, versions, deployments...).
+    routers: list[Router] = []
     control = ControlApi(
-        functions=functions, invoke=invoke, events=events, pool=pool, store=store, account=account
+        functions=functions,
+        invoke=invoke,
+        events=events,
+        pool=pool,
+        store=store,
+        account=account,
+        routers=routers,
     )
     data_server = await serve(
         Gateway(), settings.host, settings.port, max_body=10 * 1024 * 1024, too_large=_too_large

@@ -406,13 +406,14 @@ class Harness:
         timeout: int = 3,
         reserved: int | None = None,
         revision: str = "r1",
+        runtime: str = "python3.11",
     ) -> DeployedFunction:
         code_dir = self.tmp_path / "code" / name
         code_dir.mkdir(parents=True, exist_ok=True)
         (code_dir / "app.py").write_text("def handler(event, context):\n    return event\n")
         config = FunctionConfig(
             name=name,
-            runtime="python3.11",
+            runtime=runtime,
             handler="app.handler",
             code_sha256="0" * 64,
             code_size=0,

@@ -12,8 +12,8 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 import orjson
@@ -37,6 +37,14 @@ from lamina.services.pool import Pool
 from lamina.wire import lambda_api as wire
 
 Route = Callable[[Request, re.Match[str], str], Awaitable[Response]]
+RouteEntry = tuple[str, re.Pattern[str], Route]
+
+
+class Router(Protocol):
+    """More control API routes (SSM, versions, deployments...), mounted by `app.py`."""
+
+    def routes(self) -> list[RouteEntry]: ...
+
 
 MAX_CONTROL_BODY = 80 * 1024 * 1024  # base64 of Lambda's 50 MB zipped upload, and then some
 INVOCATION_TYPES = frozenset({"RequestResponse", "Event", "DryRun"})
@@ -50,11 +58,13 @@ class ControlApi:
     pool: Pool
     store: Store
     account: Account
+    routers: list[Router] = field(default_factory=list)
     ready: bool = False
 
     def __post_init__(self) -> None:
         fn = r"/(?P<name>[^/]+)"
-        self._routes: list[tuple[str, re.Pattern[str], Route]] = [
+        extra = [entry for router in self.routers for entry in router.routes()]
+        builtin: list[RouteEntry] = [
             ("GET", re.compile(r"/health"), self.health),
             ("POST", re.compile(r"/2015-03-31/functions/?"), self.create_function),
             ("GET", re.compile(r"/2015-03-31/functions/?"), self.list_functions),
@@ -83,6 +93,7 @@ class ControlApi:
             ("GET", re.compile(r"/lamina/v1/logs"), self.logs),
             ("GET", re.compile(r"/lamina/v1/status"), self.status),
         ]
+        self._routes = [*extra, *builtin]
 
     async def __call__(self, request: Request) -> Response:
         request_id = str(uuid.uuid4())
@@ -109,7 +120,7 @@ class ControlApi:
             "pool": self.pool.statistics(),
             "environments": [e.statistics() for e in self.pool.environments()],
         }
-        return _json(body, rid)
+        return json_response(body, rid)
 
     async def logs(self, request: Request, match: re.Match[str], rid: str) -> Response:
         query = parse_qs(request.query)
@@ -123,29 +134,29 @@ class ControlApi:
             {"id": i, "timestamp": e.timestamp_ms, "stream": e.stream, "message": e.message}
             for i, e in rows
         ]
-        return _json({"events": events, "last": rows[-1][0] if rows else after}, rid)
+        return json_response({"events": events, "last": rows[-1][0] if rows else after}, rid)
 
     # functions
 
     async def create_function(self, request: Request, match: re.Match[str], rid: str) -> Response:
-        body = _body(request)
+        body = json_body(request)
         name = body.get("FunctionName")
         if not isinstance(name, str):
             raise InvalidParameterValueException("FunctionName is required")
         name, _ = wire.parse_function_name(name)
         code = body.get("Code") or {}
         config = self.functions.create(name, wire.zip_file(code), wire.function_settings(body))
-        return _json(wire.function_configuration(config, self.account), rid, 201)
+        return json_response(wire.function_configuration(config, self.account), rid, 201)
 
     async def list_functions(self, request: Request, match: re.Match[str], rid: str) -> Response:
         configs = self.functions.list_functions()
         items = [wire.function_configuration(c, self.account) for c in configs]
-        return _json({"Functions": items}, rid)
+        return json_response({"Functions": items}, rid)
 
     async def get_function(self, request: Request, match: re.Match[str], rid: str) -> Response:
         config = self.functions.get(_name(match))
         location = f"lamina://code/{config.code_sha256}.zip"
-        return _json(wire.get_function(config, self.account, location), rid)
+        return json_response(wire.get_function(config, self.account, location), rid)
 
     async def delete_function(self, request: Request, match: re.Match[str], rid: str) -> Response:
         self.functions.delete(_name(match))
@@ -153,21 +164,21 @@ class ControlApi:
 
     async def get_config(self, request: Request, match: re.Match[str], rid: str) -> Response:
         config = self.functions.get(_name(match))
-        return _json(wire.function_configuration(config, self.account), rid)
+        return json_response(wire.function_configuration(config, self.account), rid)
 
     async def update_config(self, request: Request, match: re.Match[str], rid: str) -> Response:
-        settings = wire.function_settings(_body(request))
+        settings = wire.function_settings(json_body(request))
         config = self.functions.update_configuration(_name(match), settings)
-        return _json(wire.function_configuration(config, self.account), rid)
+        return json_response(wire.function_configuration(config, self.account), rid)
 
     async def update_code(self, request: Request, match: re.Match[str], rid: str) -> Response:
-        config = self.functions.update_code(_name(match), wire.zip_file(_body(request)))
-        return _json(wire.function_configuration(config, self.account), rid)
+        config = self.functions.update_code(_name(match), wire.zip_file(json_body(request)))
+        return json_response(wire.function_configuration(config, self.account), rid)
 
     async def put_concurrency(self, request: Request, match: re.Match[str], rid: str) -> Response:
-        value = _body(request).get("ReservedConcurrentExecutions")
+        value = json_body(request).get("ReservedConcurrentExecutions")
         config = self.functions.put_concurrency(_name(match), value)
-        return _json({"ReservedConcurrentExecutions": config.reserved_concurrency}, rid)
+        return json_response({"ReservedConcurrentExecutions": config.reserved_concurrency}, rid)
 
     async def del_concurrency(self, request: Request, match: re.Match[str], rid: str) -> Response:
         self.functions.delete_concurrency(_name(match))
@@ -176,8 +187,8 @@ class ControlApi:
     async def get_concurrency(self, request: Request, match: re.Match[str], rid: str) -> Response:
         config = self.functions.get(_name(match))
         if config.reserved_concurrency is None:
-            return _json({}, rid)
-        return _json({"ReservedConcurrentExecutions": config.reserved_concurrency}, rid)
+            return json_response({}, rid)
+        return json_response({"ReservedConcurrentExecutions": config.reserved_concurrency}, rid)
 
     async def account_settings(self, request: Request, match: re.Match[str], rid: str) -> Response:
         limit = self.pool.ledger.account_limit
@@ -191,7 +202,7 @@ class ControlApi:
             },
             "AccountUsage": {"TotalCodeSize": 0, "FunctionCount": len(self.invoke_names())},
         }
-        return _json(body, rid)
+        return json_response(body, rid)
 
     def invoke_names(self) -> list[str]:
         return [c.name for c in self.functions.list_functions()]
@@ -199,7 +210,7 @@ class ControlApi:
     # layers
 
     async def publish_layer(self, request: Request, match: re.Match[str], rid: str) -> Response:
-        body = _body(request)
+        body = json_body(request)
         layer = self.functions.publish_layer_version(
             match["layer"],
             wire.zip_file(body.get("Content") or {}),
@@ -207,7 +218,7 @@ class ControlApi:
             tuple(body.get("CompatibleRuntimes") or ()),
         )
         location = f"lamina://code/{layer.code_sha256}.zip"
-        return _json(wire.layer_version(layer, self.account, location), rid, 201)
+        return json_response(wire.layer_version(layer, self.account, location), rid, 201)
 
     async def list_layer(self, request: Request, match: re.Match[str], rid: str) -> Response:
         layers = self.functions.list_layer_versions(match["layer"])
@@ -216,12 +227,12 @@ class ControlApi:
             item = wire.layer_version(layer, self.account, "")
             del item["Content"]
             items.append(item)
-        return _json({"LayerVersions": items}, rid)
+        return json_response({"LayerVersions": items}, rid)
 
     async def get_layer(self, request: Request, match: re.Match[str], rid: str) -> Response:
         layer = self.functions.get_layer_version(match["layer"], int(match["version"]))
         location = f"lamina://code/{layer.code_sha256}.zip"
-        return _json(wire.layer_version(layer, self.account, location), rid)
+        return json_response(wire.layer_version(layer, self.account, location), rid)
 
     # invoking
 
@@ -237,7 +248,7 @@ class ControlApi:
             raise RequestTooLargeException(
                 f"Request must be smaller than {MAX_PAYLOAD} bytes for the Invoke operation"
             )
-        _check_json(payload)
+        _checkjson_response(payload)
         if kind == "DryRun":
             self.invoke.resolve(name, qualifier)
             return Response(204, headers=[("x-amzn-RequestId", rid)])
@@ -260,16 +271,16 @@ class ControlApi:
 
     async def invoke_async(self, request: Request, match: re.Match[str], rid: str) -> Response:
         name, qualifier = _qualified(match, request)
-        _check_json(request.body or b"{}")
+        _checkjson_response(request.body or b"{}")
         event_id = self.events.submit(name, qualifier, request.body or b"{}")
         return Response(202, b'{"Status":202}', [("x-amzn-RequestId", event_id)])
 
 
-def _json(body: Any, request_id: str, status: int = 200) -> Response:
+def json_response(body: Any, request_id: str, status: int = 200) -> Response:
     return Response(status, orjson.dumps(body), [("x-amzn-RequestId", request_id)])
 
 
-def _body(request: Request) -> dict[str, Any]:
+def json_body(request: Request) -> dict[str, Any]:
     try:
         body = orjson.loads(request.body or b"{}")
     except orjson.JSONDecodeError as exc:
@@ -296,7 +307,7 @@ def _qualified(match: re.Match[str], request: Request) -> tuple[str, str | None]
     return name, qualifier or query or None
 
 
-def _check_json(payload: bytes) -> None:
+def _checkjson_response(payload: bytes) -> None:
     try:
         orjson.loads(payload)
     except orjson.JSONDecodeError as exc:

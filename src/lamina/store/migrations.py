@@ -69,6 +69,64 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX logs_by_function_id ON logs (function_name, id);
     CREATE INDEX logs_by_function_time ON logs (function_name, timestamp_ms);
     """,
+    # 2: the parameter store (SSM data model); SecureString values are stored encrypted
+    """
+    CREATE TABLE parameters (
+        name TEXT PRIMARY KEY,
+        type TEXT NOT NULL CHECK (type IN ('String', 'StringList', 'SecureString')),
+        version INTEGER NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        key_id TEXT,
+        allowed_pattern TEXT,
+        tier TEXT NOT NULL DEFAULT 'Standard',
+        data_type TEXT NOT NULL DEFAULT 'text',
+        last_modified REAL NOT NULL
+    );
+
+    CREATE TABLE parameter_versions (
+        name TEXT NOT NULL REFERENCES parameters (name) ON DELETE CASCADE,
+        version INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        value BLOB NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        key_id TEXT,
+        allowed_pattern TEXT,
+        labels TEXT NOT NULL DEFAULT '[]',
+        last_modified REAL NOT NULL,
+        PRIMARY KEY (name, version)
+    );
+    """,
+    # 3: aliases, deployments of services/stages, and which deployment is live
+    """
+    CREATE TABLE aliases (
+        function_name TEXT NOT NULL,
+        name TEXT NOT NULL,
+        function_version TEXT NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        routing TEXT NOT NULL DEFAULT '{}',
+        revision_id TEXT NOT NULL,
+        PRIMARY KEY (function_name, name)
+    );
+
+    CREATE TABLE deployments (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        service TEXT NOT NULL,
+        stage TEXT NOT NULL,
+        region TEXT NOT NULL,
+        created REAL NOT NULL,
+        spec TEXT NOT NULL,
+        versions TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX deployments_by_stack ON deployments (service, stage, id);
+
+    CREATE TABLE stacks (
+        service TEXT NOT NULL,
+        stage TEXT NOT NULL,
+        deployment_id INTEGER NOT NULL REFERENCES deployments (id),
+        updated REAL NOT NULL,
+        PRIMARY KEY (service, stage)
+    );
+    """,
 )
 
 

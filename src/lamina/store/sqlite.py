@@ -62,7 +62,9 @@ class SqliteStore:
         return f"<SqliteStore {self.path} schema={self.schema_version}>"
 
     @contextmanager
-    def _transaction(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
+    def transaction(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
+        """One transaction on the shared connection; for the store's other adapters
+        (`store/params.py`, `store/deployments.py`), which share this file and its lock."""
         # Reads begin DEFERRED: under WAL they then never block another process's writer.
         with self._lock, transaction(self._conn, immediate=write):
             yield self._conn
@@ -70,7 +72,7 @@ class SqliteStore:
     # functions
 
     def get_function(self, name: str, version: str = LATEST) -> FunctionConfig | None:
-        with self._transaction(write=False) as conn:
+        with self.transaction(write=False) as conn:
             row = conn.execute(
                 f"SELECT {_FUNCTION_COLUMNS} FROM functions WHERE name = ? AND version = ?",
                 (name, version),
@@ -78,7 +80,7 @@ class SqliteStore:
         return _function(row) if row else None
 
     def list_functions(self) -> list[FunctionConfig]:
-        with self._transaction(write=False) as conn:
+        with self.transaction(write=False) as conn:
             rows = conn.execute(
                 f"SELECT {_FUNCTION_COLUMNS} FROM functions WHERE version = ? ORDER BY name",
                 (LATEST,),
@@ -87,7 +89,7 @@ class SqliteStore:
 
     def put_function(self, config: FunctionConfig) -> None:
         c = config
-        with self._transaction() as conn:
+        with self.transaction() as conn:
             conn.execute(
                 f"INSERT OR REPLACE INTO functions ({_FUNCTION_COLUMNS}) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -110,14 +112,14 @@ class SqliteStore:
             )
 
     def delete_function(self, name: str) -> bool:
-        with self._transaction() as conn:
+        with self.transaction() as conn:
             deleted = conn.execute("DELETE FROM functions WHERE name = ?", (name,)).rowcount
         return deleted > 0
 
     # layers
 
     def publish_layer_version(self, layer: LayerVersion) -> LayerVersion:
-        with self._transaction() as conn:
+        with self.transaction() as conn:
             (latest,) = conn.execute(
                 "SELECT COALESCE(MAX(version), 0) FROM layer_versions WHERE name = ?",
                 (layer.name,),
@@ -138,7 +140,7 @@ class SqliteStore:
         return stored
 
     def get_layer_version(self, name: str, version: int) -> LayerVersion | None:
-        with self._transaction(write=False) as conn:
+        with self.transaction(write=False) as conn:
             row = conn.execute(
                 f"SELECT {_LAYER_COLUMNS} FROM layer_versions WHERE name = ? AND version = ?",
                 (name, version),
@@ -146,7 +148,7 @@ class SqliteStore:
         return _layer(row) if row else None
 
     def list_layer_versions(self, name: str) -> list[LayerVersion]:
-        with self._transaction(write=False) as conn:
+        with self.transaction(write=False) as conn:
             rows = conn.execute(
                 f"SELECT {_LAYER_COLUMNS} FROM layer_versions WHERE name = ? ORDER BY version DESC",
                 (name,),
@@ -157,7 +159,7 @@ class SqliteStore:
 
     def enqueue_event(self, event: QueuedEvent) -> None:
         e = event
-        with self._transaction() as conn:
+        with self.transaction() as conn:
             conn.execute(
                 f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -174,7 +176,7 @@ class SqliteStore:
     def claimable_events(self, limit: int) -> list[QueuedEvent]:
         # 'running' rows are claimable too: only a process that died mid-invocation leaves
         # them behind, and their invocations must run again after a restart.
-        with self._transaction(write=False) as conn:
+        with self.transaction(write=False) as conn:
             rows = conn.execute(
                 f"SELECT {_EVENT_COLUMNS} FROM events WHERE status IN ('pending', 'running') "
                 "ORDER BY enqueued_at, id LIMIT ?",
@@ -183,7 +185,7 @@ class SqliteStore:
         return [_event(row) for row in rows]
 
     def set_event_status(self, event_id: str, status: EventStatus, attempts: int) -> None:
-        with self._transaction() as conn:
+        with self.transaction() as conn:
             updated = conn.execute(
                 "UPDATE events SET status = ?, attempts = ? WHERE id = ?",
                 (status, attempts, event_id),
@@ -197,7 +199,7 @@ class SqliteStore:
         if status is not None:
             query += " WHERE status = ?"
             params = (status,)
-        with self._transaction(write=False) as conn:
+        with self.transaction(write=False) as conn:
             rows = conn.execute(query + " ORDER BY enqueued_at, id", params).fetchall()
         return [_event(row) for row in rows]
 
@@ -206,7 +208,7 @@ class SqliteStore:
     def append_logs(self, events: Sequence[LogEvent]) -> None:
         if not events:
             return
-        with self._transaction() as conn:
+        with self.transaction() as conn:
             conn.executemany(
                 "INSERT INTO logs (function_name, stream, timestamp_ms, message) "
                 "VALUES (?, ?, ?, ?)",
@@ -216,7 +218,7 @@ class SqliteStore:
     def query_logs(
         self, function_name: str, since_ms: int, after_id: int = 0, limit: int = 10_000
     ) -> list[tuple[int, LogEvent]]:
-        with self._transaction(write=False) as conn:
+        with self.transaction(write=False) as conn:
             rows = conn.execute(
                 "SELECT id, function_name, stream, timestamp_ms, message FROM logs "
                 "WHERE function_name = ? AND timestamp_ms >= ? AND id > ? ORDER BY id LIMIT ?",
