@@ -7,10 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-
-from lamina.core.errors import ResourceNotFoundException
-from lamina.core.invocation import Invocation, Outcome
-from lamina.services.environment import EnvState
 from tests.services.fakes import (
     ERROR_BODY,
     INIT_ERROR_BODY,
@@ -24,6 +20,10 @@ from tests.services.fakes import (
     Script,
     settle,
 )
+
+from lamina.core.errors import ResourceNotFoundException
+from lamina.core.invocation import Invocation, Outcome
+from lamina.services.environment import EnvState
 
 
 def _error(payload: bytes) -> dict[str, str]:
@@ -95,7 +95,9 @@ async def test_an_init_error_is_returned_and_the_environment_retired(tmp_path: P
         assert h.ledger.memory_in_use_mb == 0
         assert h.ledger.in_flight == {}
         lines = await h.log_lines("fn")
-        assert lines[1:3] == ["START RequestId: req-1 Version: $LATEST", "END RequestId: req-1"]
+        assert lines[1].startswith("INIT_REPORT Init Duration: ")
+        assert lines[1].endswith("\tPhase: init\tStatus: error")
+        assert lines[2:4] == ["START RequestId: req-1 Version: $LATEST", "END RequestId: req-1"]
         assert "\tStatus: error\t" in _report(lines, "req-1")
 
         after = await h.invoke("fn")  # a new environment, initialised afresh
@@ -162,12 +164,12 @@ async def test_a_timeout_kills_the_environment(tmp_path: Path) -> None:
         await settle(lambda: h.received() == ["req-1"])
         process = h.driver.processes[0]
 
-        h.warp.advance(0.9)
+        h.warp.advance(0.5)
         await settle()
         assert not task.done()
         assert not process.killed
 
-        h.warp.advance(0.1)
+        h.warp.advance(0.5)
         response = await task
 
         assert response.result.outcome is Outcome.TIMEOUT

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tests.services.fakes import Gate, Harness, Script, settle
 
 from lamina.core.errors import TooManyRequestsException
 from lamina.core.invocation import Outcome
 from lamina.services.environment import EnvState
-from tests.services.fakes import Gate, Harness, Script, settle
 
 # reuse
 
@@ -31,14 +31,9 @@ async def test_cold_start_then_warm_reuse_of_the_same_environment(tmp_path: Path
         env = h.environment(pid)
         assert env.state is EnvState.IDLE
         assert env.invocations == 2
-        assert h.pool.statistics() | {"in_flight": None} == {
-            "live": 1,
-            "idle": 1,
-            "in_flight": None,
-            "memory_in_use_mb": 128,
-            "memory_budget_mb": 1024,
-            "cold_starts": 1,
-        }
+        stats = h.pool.statistics()
+        assert (stats["live"], stats["idle"], stats["cold_starts"]) == (1, 1, 1)
+        assert stats["memory_in_use_mb"] == 128
         assert h.ledger.in_flight == {}
         assert h.ledger.unreserved_in_flight == 0
 

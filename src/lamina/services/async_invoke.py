@@ -74,15 +74,20 @@ class AsyncInvoker:
         while True:
             self._claim()
             self._wake.clear()
+            # Not asyncio.wait_for: on 3.11 it can swallow the cancellation close() sends.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), 0.5)
+                async with asyncio.timeout(0.5):
+                    await self._wake.wait()
 
     def _claim(self) -> None:
         free = self._max_running - len(self._running)
         if free <= 0:
             return
         now = self._clock.monotonic()
-        for event in self._store.claimable_events(free + len(self._running)):
+        # Events waiting out a backoff are fetched but skipped: fetch past them, or a few
+        # throttled events at the head of the queue would starve everything behind them.
+        waiting = sum(1 for not_before, _ in self._not_before.values() if not_before > now)
+        for event in self._store.claimable_events(free + len(self._running) + waiting):
             if event.id in self._running:
                 continue
             not_before = self._not_before.get(event.id)
@@ -100,16 +105,14 @@ class AsyncInvoker:
                 event.function_name, event.qualifier, event.payload, request_id=event.id
             )
         except TooManyRequestsException:
-            _, throttles = self._not_before.get(event.id, (0.0, 0))
-            delay = THROTTLE_BACKOFF[min(throttles, len(THROTTLE_BACKOFF) - 1)]
-            self._not_before[event.id] = (self._clock.monotonic() + delay, throttles + 1)
-            self._store.set_event_status(event.id, "pending", event.attempts)
+            self._back_off(event)
         except ResourceNotFoundException:
             log.warning("event %s: function %s no longer exists", event.id, event.function_name)
+            self._not_before.pop(event.id, None)
             self._store.set_event_status(event.id, "failed", event.attempts)
         except Exception:
-            log.exception("event %s could not be run", event.id)
-            self._store.set_event_status(event.id, "pending", event.attempts)
+            log.exception("event %s could not be run; trying again later", event.id)
+            self._back_off(event)
         else:
             self._not_before.pop(event.id, None)
             ok = response.result.outcome is Outcome.SUCCESS
@@ -120,6 +123,13 @@ class AsyncInvoker:
         finally:
             self._running.pop(event.id, None)
             self._wake.set()
+
+    def _back_off(self, event: QueuedEvent) -> None:
+        """Back to the queue, to be tried again after a growing delay."""
+        _, tries = self._not_before.get(event.id, (0.0, 0))
+        delay = THROTTLE_BACKOFF[min(tries, len(THROTTLE_BACKOFF) - 1)]
+        self._not_before[event.id] = (self._clock.monotonic() + delay, tries + 1)
+        self._store.set_event_status(event.id, "pending", event.attempts)
 
     async def close(self) -> None:
         """Stop claiming; events still running are left `running` and rerun after restart."""

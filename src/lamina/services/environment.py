@@ -78,6 +78,7 @@ class ExecutionEnvironment:
         self.init_duration_ms: float | None = None
         self.init_error: tuple[bytes, str] | None = None
         self.invocations = 0
+        self.stale = False  # its function changed: retire it when its invocation ends
         self._sink = sink
         self._runtime = RuntimeStateMachine()
         self._process: SandboxProcess | None = None
@@ -181,6 +182,9 @@ class ExecutionEnvironment:
         if not self._ready.done():
             self._ready.set_result("exited")
         shutil.rmtree(self.launch.run_dir, ignore_errors=True)
+
+    def init_elapsed_ms(self) -> float:
+        return (time.perf_counter() - self._started_at) * 1000
 
     async def wait_initialized(self, timeout: float) -> InitStatus:
         """Wait for the init phase to end: first `next`, init error, exit, or `timeout` s."""

@@ -120,6 +120,7 @@ class InvokeService:
             if status == "timeout":
                 return timed_out(invocation.request_id, deployed.config.timeout), env
         if status == "init_error" and env.init_error is not None:
+            env.platform_log(log_lines.init_report_line(env.init_elapsed_ms(), "error"))
             body, content_type = env.init_error
             return InvocationResult(Outcome.ERROR, body, content_type), env
         if status != "ready":

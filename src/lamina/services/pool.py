@@ -115,7 +115,7 @@ class Pool:
         self.ledger.finish(function_name)
         if env is None:
             return
-        if reuse and env.alive and env in self._live:
+        if reuse and env.alive and env in self._live and not env.stale:
             env.state = EnvState.IDLE
             env.last_used = self._clock.monotonic()
             self._idle.setdefault(env.key, []).append(env)
@@ -143,6 +143,9 @@ class Pool:
         Busy ones finish their invocation and are retired on release, because their key
         (which includes the revision) no longer matches anything that will be invoked.
         """
+        for env in self._live:
+            if env.function.name == function_name:
+                env.stale = True
         for key in [k for k in self._idle if k[0] == function_name]:
             for env in list(self._idle.get(key, [])):
                 self.retire(env)

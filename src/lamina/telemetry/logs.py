@@ -33,8 +33,10 @@ class LogSink:
 
     async def _run(self) -> None:
         while True:
+            # Not asyncio.wait_for: on 3.11 it can swallow the cancellation close() sends.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._interval)
+                async with asyncio.timeout(self._interval):
+                    await self._wake.wait()
             self._wake.clear()
             await self.flush()
 
