@@ -171,3 +171,18 @@ def test_runtime_api_refuses_a_second_result(lamina: LaminaServer) -> None:
     assert second[0] == 400 and second[1]["errorType"] == "InvalidRequestID"
     assert error[0] == 403 and error[1]["errorType"] == "InvalidStateTransition"
     assert unknown[0] == 400 and unknown[1]["errorType"] == "InvalidRequestID"
+
+
+def test_a_bootstrap_that_cannot_be_executed_is_invalid_entrypoint(lamina: LaminaServer) -> None:
+    create_function(
+        lamina,
+        "noshebang",
+        {"bootstrap": "echo this script has no #! line\n"},
+        runtime="provided.al2",
+        executable=("bootstrap",),
+    )
+    response = invoke(lamina, "noshebang")
+    assert response["FunctionError"] == "Unhandled"
+    body = json.loads(response["Body"])
+    assert body["errorType"] == "Runtime.InvalidEntrypoint"
+    assert "exec format error" in body["errorMessage"]

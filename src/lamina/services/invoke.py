@@ -17,6 +17,7 @@ from lamina.core.invocation import (
     Invocation,
     InvocationResult,
     Outcome,
+    error_payload,
     invalid_entrypoint,
     runtime_exited,
     timed_out,
@@ -94,6 +95,10 @@ class InvokeService:
                 except EntrypointMissing as missing:
                     return self._without_environment(
                         deployed, invocation, invalid_entrypoint(request_id, missing.looked_at)
+                    )
+                except OSError as exc:  # e.g. a bootstrap without a #! line
+                    return self._without_environment(
+                        deployed, invocation, unstartable(request_id, exc)
                     )
                 env.platform_log(_init_start_line(config.runtime, self._account.region))
                 failed, env = await self._initialize(deployed, env, invocation)
@@ -180,6 +185,13 @@ class InvokeService:
         for line in lines:
             self._sink.emit(config.name, stream, now_ms, line)
         return InvokeResponse(invocation.request_id, result, config.version, log_lines.tail(lines))
+
+
+def unstartable(request_id: str, exc: OSError) -> InvocationResult:
+    """The runtime could not be executed at all: Lambda's wording for a failed exec."""
+    reason = (exc.strerror or str(exc)).lower()
+    message = f"RequestId: {request_id} Error: fork/exec {exc.filename}: {reason}"
+    return InvocationResult(Outcome.CRASH, error_payload("Runtime.InvalidEntrypoint", message))
 
 
 def _init_start_line(runtime: str, region: str) -> str:
