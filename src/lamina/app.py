@@ -25,18 +25,29 @@ from lamina.core.models import Account
 from lamina.core.scheduling import Ledger
 from lamina.http.control_api import MAX_CONTROL_BODY, ControlApi, Router
 from lamina.http.errors import render
-from lamina.http.gateway import Gateway
+from lamina.http.gateway import MAX_BODY as GATEWAY_MAX_BODY
+from lamina.http.gateway import Gateway, too_large_response
+from lamina.http.lamina_api import LaminaApi
 from lamina.http.runtime_api import RuntimeApi
 from lamina.http.server import Request, Response, serve
+from lamina.http.ssm_api import SsmApi
+from lamina.http.versions_api import VersionsApi
 from lamina.sandbox.plain import PlainSandboxDriver
 from lamina.services.async_invoke import AsyncInvoker
+from lamina.services.deploy import DeployService
 from lamina.services.functions import FunctionService
 from lamina.services.invoke import InvokeService
 from lamina.services.launch import Launcher
+from lamina.services.params import ParameterService
 from lamina.services.pool import Pool
 from lamina.services.registry import Registry
+from lamina.services.secrets import AesGcmCipher
+from lamina.services.versions import VersionService
 from lamina.store.blobs import CodeStore
+from lamina.store.deployments import SqliteDeploymentStore
+from lamina.store.params import SqliteParameterStore
 from lamina.store.sqlite import SqliteStore
+from lamina.store.versions import SqliteVersionStore
 from lamina.telemetry.logs import LogSink
 
 log = logging.getLogger("lamina")
@@ -116,12 +127,38 @@ async def serve_platform(settings: Settings, out: IO[str] = sys.stdout) -> None:
         account=account,
         init_timeout=settings.init_timeout,
     )
+    versions_store = SqliteVersionStore(store)
     functions = FunctionService(
-        store=store, code=code, registry=registry, pool=pool, ledger=ledger, account=account
+        store=store,
+        versions=versions_store,
+        code=code,
+        registry=registry,
+        pool=pool,
+        ledger=ledger,
+        account=account,
     )
     events = AsyncInvoker(store=store, invoke=invoke, clock=clock)
     # More control API routes, each from its own module (SSM, versions, deployments...).
     routers: list[Router] = []
+    gateway = Gateway(invoke=invoke, account=account, clock=clock)
+    versions = VersionService(
+        versions=versions_store, functions=functions, registry=registry, account=account
+    )
+    routers.append(VersionsApi(versions=versions, functions=functions, account=account))
+    deploy = DeployService(
+        deployments=SqliteDeploymentStore(store),
+        code=code,
+        registry=registry,
+        pool=pool,
+        ledger=ledger,
+        routes=gateway,
+        account=account,
+        clock=clock,
+    )
+    lamina_api = LaminaApi(deploy=deploy, code=code)
+    routers.append(lamina_api)
+    params = ParameterService(SqliteParameterStore(store), AesGcmCipher.for_home(home), clock)
+    routers.append(SsmApi(params, account))
     control = ControlApi(
         functions=functions,
         invoke=invoke,
@@ -132,12 +169,18 @@ async def serve_platform(settings: Settings, out: IO[str] = sys.stdout) -> None:
         routers=routers,
     )
     data_server = await serve(
-        Gateway(), settings.host, settings.port, max_body=10 * 1024 * 1024, too_large=_too_large
+        gateway,
+        settings.host,
+        settings.port,
+        max_body=GATEWAY_MAX_BODY,
+        too_large=too_large_response,
     )
     data_port = data_server.sockets[0].getsockname()[1]
     data_url = f"http://{settings.host}:{data_port}"
 
+    lamina_api.data_url = data_url
     count = functions.load()
+    deploy.load()
     sink.start()
     pool.start_reaper()
     events.start()

@@ -247,6 +247,7 @@ class FakeSandboxDriver:
         self.scripts: deque[Script | None] = deque()
         self.default_script: Script | None = Script()
         self.fail_starts = 0  # the next N starts raise OSError
+        self.crash_starts = 0  # the next N starts raise a platform fault (not an OSError)
         self._pids = itertools.count(4001)
 
     def __repr__(self) -> str:
@@ -257,6 +258,9 @@ class FakeSandboxDriver:
         if self.fail_starts > 0:
             self.fail_starts -= 1
             raise OSError(errno.ENOENT, "No such file or directory", spec.argv[0])
+        if self.crash_starts > 0:
+            self.crash_starts -= 1
+            raise RuntimeError("the sandbox driver failed")
         process = FakeProcess(next(self._pids), spec)
         self.processes.append(process)
         script = self.scripts.popleft() if self.scripts else self.default_script
@@ -350,6 +354,7 @@ class Harness:
         account_limit: int = 100,
         keep_alive: float = 60.0,
         init_timeout: float = 1.0,
+        random: Callable[[], float] | None = None,
     ) -> None:
         self.tmp_path = tmp_path
         self.account = Account()
@@ -360,7 +365,8 @@ class Harness:
         self.runtime_api = FakeRuntimeApi()
         self.driver = FakeSandboxDriver(self.runtime_api)
         self.launcher = Launcher(Settings(home=tmp_path), self.account, "http://127.0.0.1:1")
-        self.registry = Registry(self.account)
+        # `random`: the draws that pick a weighted alias's version.
+        self.registry = Registry(self.account) if random is None else Registry(self.account, random)
         self.pool = Pool(
             ledger=self.ledger,
             clock=self.clock,

@@ -213,7 +213,7 @@ async def test_an_event_that_could_not_be_run_is_not_retried_in_a_busy_loop(
 ) -> None:
     async with queue(tmp_path) as (h, store, events):
         h.deploy("fn")
-        h.driver.fail_starts = 1_000_000  # e.g. the runtime's interpreter is missing
+        h.driver.crash_starts = 1_000_000  # a platform fault, not the function's
         events.start()
 
         event_id = events.submit("fn", None, b"{}")
@@ -226,7 +226,7 @@ async def test_an_event_that_could_not_be_run_is_not_retried_in_a_busy_loop(
             )
             assert store.status(event_id) == ("pending", 0)
         finally:
-            h.driver.fail_starts = 0  # let the worker calm down before it is closed
+            h.driver.crash_starts = 0  # let the worker calm down before it is closed
             await settle()
 
 

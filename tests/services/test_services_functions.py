@@ -22,6 +22,7 @@ from lamina.services.functions import FunctionService
 from lamina.services.registry import Registry
 from lamina.store.blobs import CodeStore
 from lamina.store.sqlite import SqliteStore
+from lamina.store.versions import SqliteVersionStore
 
 SETTINGS = {"runtime": "python3.12", "handler": "app.handler"}
 
@@ -46,6 +47,7 @@ async def service(tmp_path: Path) -> AsyncIterator[tuple[Harness, FunctionServic
                 h,
                 FunctionService(
                     store=store,
+                    versions=SqliteVersionStore(store),
                     code=CodeStore(tmp_path / "bundles"),
                     registry=h.registry,
                     pool=h.pool,
@@ -171,6 +173,7 @@ async def test_load_brings_stored_functions_into_a_new_registry(tmp_path: Path) 
         try:
             restarted = FunctionService(
                 store=store,
+                versions=SqliteVersionStore(store),
                 code=CodeStore(tmp_path / "bundles"),
                 registry=registry,
                 pool=h.pool,

@@ -161,7 +161,7 @@ functions:
         "serverless.yml:10: functions.bye.handler: required",
         "serverless.yml:11: functions.bye.runtime = 'nodejs18.x': must be one of provided, "
         "provided.al2, provided.al2023, python3.10, python3.11, python3.12, python3.13, "
-        "python3.8, python3.9",
+        "python3.8, python3.9, or a Bref PHP runtime (php-84, php-84-fpm, php-84-console)",
         "serverless.yml:15: functions.env.environment.AWS_REGION: "
         "is a reserved variable Lambda sets itself",
         "serverless.yml:16: functions.env.environment.X: names must start with a letter and "
@@ -189,7 +189,7 @@ def test_runtime_is_required_somewhere() -> None:
 
 
 def test_an_invalid_provider_runtime_is_reported_once() -> None:
-    text = MINIMAL.replace("python3.12", "php-83") + "  other:\n    handler: h.other\n"
+    text = MINIMAL.replace("python3.12", "nodejs18.x") + "  other:\n    handler: h.other\n"
 
     assert len(_problems(text)) == 1
 

@@ -14,14 +14,20 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, NotRequired, TypedDict, cast
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:8081"
 API = "/2015-03-31/functions"
+LAMINA_API = "/lamina/v1"
 REQUEST_TIMEOUT = 30.0
 # A synchronous invocation may run for Lambda's longest timeout, 900 seconds.
 INVOKE_TIMEOUT = 960.0
+# A bundle may be hundreds of MB on a slow link; applying a deployment unpacks them all.
+UPLOAD_TIMEOUT = 600.0
+DEPLOY_TIMEOUT = 300.0
+SSM_CONTENT_TYPE = "application/x-amz-json-1.1"
 
 InvocationType = Literal["RequestResponse", "Event", "DryRun"]
 
@@ -104,6 +110,56 @@ class LogsPage(TypedDict):
     last: int | None
 
 
+class DeployedFunction(TypedDict, total=False):
+    key: str
+    name: str
+    version: str
+    changed: bool
+
+
+class Endpoint(TypedDict, total=False):
+    kind: str  # http | httpApi | alb
+    method: str
+    path: str
+    url: str
+
+
+class DeploymentShape(TypedDict, total=False):
+    """A deployment of a service/stage as `/lamina/v1` answers it; stacks add to it."""
+
+    id: int
+    service: str
+    stage: str
+    region: str
+    created: str | float  # ISO 8601, or epoch seconds
+    functions: list[DeployedFunction]
+    endpoints: list[Endpoint]
+
+
+class ParameterShape(TypedDict, total=False):
+    Name: str
+    Type: str  # String | StringList | SecureString
+    Value: str
+    Version: int
+
+
+class _UploadBody:
+    """Bytes that report how much of them http.client has sent, for a progress bar."""
+
+    def __init__(self, data: bytes, progress: Callable[[int], None]) -> None:
+        self._view = memoryview(data)
+        self._sent = 0
+        self._progress = progress
+
+    def read(self, size: int = -1) -> bytes:
+        end = len(self._view) if size < 0 else self._sent + size
+        chunk = bytes(self._view[self._sent : end])
+        self._sent += len(chunk)
+        if chunk:
+            self._progress(len(chunk))
+        return chunk
+
+
 @dataclass(frozen=True, slots=True)
 class Response:
     status: int
@@ -134,7 +190,11 @@ def _error_from(status: int, headers: dict[str, str], body: bytes) -> ControlApi
     code = headers.get("x-amzn-errortype", "").split(":", 1)[0]
     if not code:
         type_field = fields.get("__type")
-        code = type_field if isinstance(type_field, str) and type_field else f"HTTP {status}"
+        # The JSON protocol (SSM) may qualify it: `com.amazonaws.ssm#ParameterNotFound`.
+        if isinstance(type_field, str) and type_field:
+            code = type_field.rsplit("#", 1)[-1]
+        else:
+            code = f"HTTP {status}"
     message = fields.get("Message") or fields.get("message")
     if not isinstance(message, str):
         message = body.decode("utf-8", "replace").strip()[:200] or "(no message)"
@@ -158,7 +218,7 @@ class ControlClient:
         path: str,
         *,
         query: dict[str, str] | None = None,
-        body: bytes | None = None,
+        body: bytes | _UploadBody | None = None,
         headers: dict[str, str] | None = None,
         timeout: float | None = None,
     ) -> Response:
@@ -188,10 +248,12 @@ class ControlClient:
         payload: object | None = None,
         *,
         query: dict[str, str] | None = None,
+        timeout: float | None = None,
     ) -> Any:
         body = None if payload is None else json.dumps(payload).encode()
         headers = {"Content-Type": "application/json"} if body is not None else {}
-        return self.call(method, path, query=query, body=body, headers=headers).json()
+        answer = self.call(method, path, query=query, body=body, headers=headers, timeout=timeout)
+        return answer.json()
 
     # --- Lambda API ------------------------------------------------------------------------
 
@@ -235,6 +297,13 @@ class ControlClient:
         return cast(
             FunctionConfiguration,
             self.call_json("PUT", f"{API}/{_quote(name)}/configuration", settings),
+        )
+
+    def update_function_fields(self, name: str, fields: dict[str, object]) -> FunctionConfiguration:
+        """UpdateFunctionConfiguration with only the fields that changed."""
+        return cast(
+            FunctionConfiguration,
+            self.call_json("PUT", f"{API}/{_quote(name)}/configuration", fields),
         )
 
     def delete_function(self, name: str) -> None:
@@ -286,6 +355,74 @@ class ControlClient:
             query["after"] = str(after)
         data = self.call_json("GET", "/lamina/v1/logs", query=query) or {}
         return {"events": data.get("events", []), "last": data.get("last")}
+
+    # --- deployments -----------------------------------------------------------------------
+
+    def has_bundle(self, sha256_hex: str) -> bool:
+        try:
+            self.call("HEAD", f"{LAMINA_API}/bundles/{sha256_hex}")
+        except ControlApiError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    def put_bundle(
+        self, sha256_hex: str, data: bytes, progress: Callable[[int], None] | None = None
+    ) -> None:
+        """Upload a code bundle under its SHA-256 (hex); `progress` hears of every block sent."""
+        headers = {"Content-Type": "application/zip", "Content-Length": str(len(data))}
+        body: bytes | _UploadBody = data if progress is None else _UploadBody(data, progress)
+        path = f"{LAMINA_API}/bundles/{sha256_hex}"
+        self.call("PUT", path, body=body, headers=headers, timeout=UPLOAD_TIMEOUT)
+
+    def create_deployment(self, document: dict[str, Any]) -> DeploymentShape:
+        data = self.call_json("POST", f"{LAMINA_API}/deployments", document, timeout=DEPLOY_TIMEOUT)
+        return _deployment(data)
+
+    def get_stack(self, service: str, stage: str) -> dict[str, Any]:
+        data = self.call_json("GET", _stack(service, stage))
+        return data if isinstance(data, dict) else {}
+
+    def delete_stack(self, service: str, stage: str) -> None:
+        self.call("DELETE", _stack(service, stage), timeout=DEPLOY_TIMEOUT)
+
+    def rollback(self, service: str, stage: str, deployment: int | None) -> DeploymentShape:
+        body = {} if deployment is None else {"deployment": deployment}
+        path = f"{_stack(service, stage)}/rollback"
+        return _deployment(self.call_json("POST", path, body, timeout=DEPLOY_TIMEOUT))
+
+    def list_deployments(self, service: str, stage: str) -> list[DeploymentShape]:
+        data = self.call_json("GET", f"{_stack(service, stage)}/deployments") or {}
+        found = data.get("deployments") if isinstance(data, dict) else None
+        return [cast(DeploymentShape, d) for d in found or [] if isinstance(d, dict)]
+
+    # --- SSM API ---------------------------------------------------------------------------
+
+    def get_parameter(self, name: str, *, with_decryption: bool = True) -> ParameterShape | None:
+        """SSM GetParameter; None when the parameter does not exist."""
+        body = json.dumps({"Name": name, "WithDecryption": with_decryption}).encode()
+        headers = {"Content-Type": SSM_CONTENT_TYPE, "X-Amz-Target": "AmazonSSM.GetParameter"}
+        try:
+            data = self.call("POST", "/", body=body, headers=headers).json()
+        except ControlApiError as exc:
+            if exc.code == "ParameterNotFound":
+                return None
+            raise
+        found = data.get("Parameter") if isinstance(data, dict) else None
+        return cast(ParameterShape, found) if isinstance(found, dict) else None
+
+
+def _stack(service: str, stage: str) -> str:
+    return f"{LAMINA_API}/stacks/{_quote(service)}/{_quote(stage)}"
+
+
+def _deployment(data: object) -> DeploymentShape:
+    """The `deployment` member of an answer (or the answer itself, if it is bare)."""
+    if isinstance(data, dict):
+        inner = data.get("deployment")
+        return cast(DeploymentShape, inner if isinstance(inner, dict) else data)
+    return {}
 
 
 def _quote(name: str) -> str:

@@ -7,9 +7,13 @@ from typing import Annotated
 import typer
 
 from lamina.cli.commands.deploy import deploy
+from lamina.cli.commands.info import info
 from lamina.cli.commands.invoke import invoke
 from lamina.cli.commands.logs import logs
 from lamina.cli.commands.ls import ls
+from lamina.cli.commands.params import params
+from lamina.cli.commands.remove import remove
+from lamina.cli.commands.rollback import rollback
 from lamina.cli.commands.up import up
 from lamina.cli.shared import make_state
 
@@ -59,7 +63,16 @@ app.command("up")(up)
 app.command("invoke")(invoke)
 app.command("logs")(logs)
 app.command("ls")(ls)
-app.command("deploy")(deploy)
+# Unknown `--name value` options reach `deploy` for `${opt:name}`, as `sls deploy` allows.
+app.command(
+    "deploy",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    options_metavar="[function -f KEY | list] [OPTIONS]",
+)(deploy)
+app.command("info")(info)
+app.command("remove")(remove)
+app.command("rollback")(rollback)
+app.add_typer(params, name="params")
 
 
 def main() -> None:

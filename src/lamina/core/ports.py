@@ -13,6 +13,7 @@ from typing import Protocol
 
 from lamina.core.invocation import Invocation
 from lamina.core.models import EventStatus, FunctionConfig, LayerVersion, LogEvent, QueuedEvent
+from lamina.core.routes import Route
 
 
 class Store(Protocol):
@@ -116,3 +117,15 @@ class RuntimeEndpoint(Protocol):
 
 class RuntimeApiServer(Protocol):
     async def open(self, target: RuntimeTarget) -> RuntimeEndpoint: ...
+
+
+class RouteTable(Protocol):
+    """The data plane's routes (the gateway). Replaced as a whole, so that a deployment's
+    routes go live together; `set_routes` raises InvalidParameterValueException, changing
+    nothing, when routes conflict."""
+
+    def set_routes(self, routes: Sequence[Route]) -> None: ...
+
+    def endpoints(self, base_url: str) -> list[tuple[Route, str]]:
+        """Each live route with the URL it answers on under `base_url`."""
+        ...

@@ -38,3 +38,25 @@ def render_unexpected(exc: BaseException, request_id: str | None = None) -> Resp
     body = orjson.dumps({"Type": "Service", "Message": f"Internal error (request {request_id})"})
     headers = [("x-amzn-ErrorType", "ServiceException"), ("x-amzn-RequestId", request_id)]
     return Response(500, body, headers)
+
+
+# AWS's JSON protocol (the SSM API): botocore reads the code from the body's `__type` and the
+# message from `message`; every caller fault is a 400, a platform fault a 500.
+JSON_1_1 = "application/x-amz-json-1.1"
+
+
+def render_json_protocol(exc: LaminaError, request_id: str) -> Response:
+    if exc.fault == "Service":
+        code, status = "InternalServerError", 500
+    else:
+        code, status = exc.error_type, 400
+    body = orjson.dumps({"__type": code, "message": exc.message})
+    return Response(status, body, [("x-amzn-RequestId", request_id)], content_type=JSON_1_1)
+
+
+def render_json_protocol_unexpected(exc: BaseException, request_id: str) -> Response:
+    log.error("internal error (request %s)", request_id, exc_info=exc)
+    body = {"__type": "InternalServerError", "message": f"Internal error (request {request_id})"}
+    return Response(
+        500, orjson.dumps(body), [("x-amzn-RequestId", request_id)], content_type=JSON_1_1
+    )

@@ -1,13 +1,384 @@
-"""The data plane's HTTP front door. Routes from `http`/`httpApi`/`alb` events are mapped
-here by deployments; with no route matching, it answers as API Gateway does."""
+"""The data plane's HTTP front door: routes from `http`, `httpApi` and `alb` events.
+
+A request is matched against the compiled route table (`core.routing`, which also describes
+the URL scheme), turned into the event of its route's front door (`wire.apigw_v1`,
+`wire.apigw_v2`, `wire.alb`), run through the invoke service with the route's qualifier, and
+the result is turned back into HTTP. What each front door answers when that fails is what
+AWS answers (reference 2, 6):
+
+| situation                   | REST API (`http`)   | HTTP API (`httpApi`) | ALB (`alb`)       |
+|-----------------------------|---------------------|----------------------|-------------------|
+| no route                    | 403 Missing Auth... | 404 Not Found        | 404 Not Found     |
+| function error / bad result | 502                 | 500                  | 502               |
+| no answer within            | 29 s: 504           | 30 s: 503            | (function's own)  |
+| throttled                   | 429                 | 429                  | 503               |
+| request body over           | 10 MB: 413          | 10 MB: 413           | 1 MB: 413         |
+| invoke failed (no function) | 500                 | 500                  | 502               |
+
+A throttle is a 429 on both API Gateway kinds (AWS's REST APIs answer 500): clients retry
+a 429. When the gateway stops waiting, the invocation goes on until the function's own
+timeout, as on AWS; so it does when the client goes away.
+"""
 
 from __future__ import annotations
 
-from lamina.http.server import Request, Response
+import asyncio
+import base64
+import logging
+import secrets
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-_NOT_FOUND = Response(404, b'{"message":"Not Found"}', [("x-amzn-ErrorType", "NotFoundException")])
+import orjson
+
+from lamina.core.clock import Clock, SystemClock
+from lamina.core.errors import LaminaError, TooManyRequestsException
+from lamina.core.invocation import MAX_PAYLOAD
+from lamina.core.models import Account
+from lamina.core.routes import DEFAULT_ROUTE, Route
+from lamina.core.routing import CompiledRoutes, Match, Miss, compile_routes, normalize_path
+from lamina.http.server import Request, Response
+from lamina.services.invoke import InvokeResponse
+from lamina.wire import alb, apigw_v1, apigw_v2
+from lamina.wire.events import Context, HttpReply, HttpRequest, MalformedResult, has_header
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 10 * 1024 * 1024  # API Gateway's request limit; the data plane's server enforces it
+REST_TIMEOUT = 29.0
+HTTP_API_TIMEOUT = 30.0
+CORS_HEADERS = (
+    "Content-Type,X-Amz-Date,Authorization,X-Api-Key,X-Amz-Security-Token,"
+    "X-Amz-User-Agent,X-Amzn-Trace-Id"
+)  # what Serverless allows with `cors: true`
+
+
+class Invoker(Protocol):
+    async def invoke(self, name: str, qualifier: str | None, payload: bytes) -> InvokeResponse: ...
+
+
+def _json(status: int, body: bytes, error_type: str | None = None) -> Response:
+    headers = [("x-amzn-ErrorType", error_type)] if error_type else []
+    return Response(status, body, headers)
+
+
+def _html(status: int, reason: str) -> Response:
+    title = f"{status} {reason}"
+    body = (
+        f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n"
+        f"<center><h1>{title}</h1></center>\r\n</body>\r\n</html>\r\n"
+    )
+    return Response(status, body.encode(), content_type="text/html")
+
+
+_REST_ERROR = b'{"message": "Internal server error"}'
+_HTTP_API_ERROR = b'{"message":"Internal Server Error"}'
+_THROTTLED = b'{"message":"Too Many Requests"}'
+NOT_FOUND = _json(404, b'{"message":"Not Found"}', "NotFoundException")
+MISSING_TOKEN = _json(
+    403, b'{"message":"Missing Authentication Token"}', "MissingAuthenticationTokenException"
+)
+REQUEST_TOO_LONG = _json(413, b'{"message":"Request Too Long"}')
+
+
+@dataclass(frozen=True, slots=True)
+class _Front:
+    """How one kind of front door builds events and answers failures."""
+
+    name: str
+    build: Callable[[Match, HttpRequest, Context], dict[str, Any]]
+    reply: Callable[[bytes, Route], HttpReply]
+    timeout: float | None
+    max_body: int
+    new_id: Callable[[], str]
+    id_header: str | None
+    function_error: Response
+    integration_error: Response
+    timed_out: Response
+    throttled: Response
+    too_large: Response
+
+
+def _uuid() -> str:
+    return str(uuid.uuid4())
+
+
+def _http_api_id() -> str:
+    return base64.b64encode(secrets.token_bytes(11)).decode("ascii")  # `JTHoQgr2oAMEPMg=`
+
+
+_REST = _Front(
+    name="REST API",
+    build=apigw_v1.build_event,
+    reply=lambda payload, route: apigw_v1.to_reply(payload),
+    timeout=REST_TIMEOUT,
+    max_body=MAX_BODY,
+    new_id=_uuid,
+    id_header="x-amzn-RequestId",
+    function_error=_json(502, _REST_ERROR, "InternalServerErrorException"),
+    integration_error=_json(500, _REST_ERROR, "InternalServerErrorException"),
+    timed_out=_json(504, b'{"message": "Endpoint request timed out"}', "IntegrationTimeout"),
+    throttled=_json(429, _THROTTLED, "TooManyRequestsException"),
+    too_large=REQUEST_TOO_LONG,
+)
+_HTTP_API_V2 = _Front(
+    name="HTTP API",
+    build=apigw_v2.build_event,
+    reply=lambda payload, route: apigw_v2.to_reply(payload),
+    timeout=HTTP_API_TIMEOUT,
+    max_body=MAX_BODY,
+    new_id=_http_api_id,
+    id_header="Apigw-Requestid",
+    function_error=_json(500, _HTTP_API_ERROR),
+    integration_error=_json(500, _HTTP_API_ERROR),
+    timed_out=_json(503, b'{"message":"Service Unavailable"}'),
+    throttled=_json(429, _THROTTLED),
+    too_large=_json(413, b'{"message":"Request Entity Too Large"}'),
+)
+_HTTP_API_V1 = _Front(
+    name="HTTP API",
+    build=apigw_v1.build_event,
+    reply=_REST.reply,
+    timeout=HTTP_API_TIMEOUT,
+    max_body=MAX_BODY,
+    new_id=_http_api_id,
+    id_header="Apigw-Requestid",
+    function_error=_HTTP_API_V2.function_error,
+    integration_error=_HTTP_API_V2.integration_error,
+    timed_out=_HTTP_API_V2.timed_out,
+    throttled=_HTTP_API_V2.throttled,
+    too_large=_HTTP_API_V2.too_large,
+)
+_ALB = _Front(
+    name="ALB",
+    build=alb.build_event,
+    reply=lambda payload, route: alb.to_reply(
+        payload, multi_value_headers=route.multi_value_headers
+    ),
+    timeout=None,
+    max_body=alb.MAX_BODY,
+    new_id=_uuid,
+    id_header=None,
+    function_error=_html(502, "Bad Gateway"),
+    integration_error=_html(502, "Bad Gateway"),
+    timed_out=_html(504, "Gateway Time-out"),  # not used: ALB waits for the function
+    throttled=_html(503, "Service Temporarily Unavailable"),
+    too_large=_html(413, "Request Entity Too Large"),
+)
+
+
+def _front(route: Route) -> _Front:
+    if route.kind == "http":
+        return _REST
+    if route.kind == "alb":
+        return _ALB
+    return _HTTP_API_V2 if route.payload_version == "2.0" else _HTTP_API_V1
+
+
+def too_large_response(limit: int) -> Response:
+    """The data plane server's answer to a body over `MAX_BODY`, before any route is known."""
+    return REQUEST_TOO_LONG
 
 
 class Gateway:
+    def __init__(self, *, invoke: Invoker, account: Account, clock: Clock | None = None) -> None:
+        self._invoke = invoke
+        self._account = account
+        self._clock = clock or SystemClock()
+        self._table = compile_routes(())
+        self._running: set[asyncio.Task[InvokeResponse]] = set()
+        self._stats = dict.fromkeys(
+            ("requests", "misses", "function_errors", "malformed", "timeouts", "throttles"), 0
+        )
+
+    def __repr__(self) -> str:
+        return f"<Gateway routes={len(self._table.routes)} in_flight={len(self._running)}>"
+
+    def statistics(self) -> dict[str, int]:
+        return {**self._stats, "routes": len(self._table.routes), "in_flight": len(self._running)}
+
+    # the route table
+
+    def set_routes(self, routes: Sequence[Route]) -> None:
+        """Replace every route at once. Raises `InvalidParameterValueException` naming each
+        conflict; the routes in use are then unchanged."""
+        self._table = compile_routes(routes)
+
+    def routes(self) -> list[Route]:
+        return list(self._table.routes)
+
+    def endpoints(self, base_url: str) -> list[tuple[Route, str]]:
+        """Each route with its URL on the data plane at `base_url`, e.g. (GET /users/{id},
+        `http://127.0.0.1:8080/app/dev/users/{id}`); an `alb` route once per path."""
+        table = self._table
+        base = base_url.rstrip("/")
+        found: list[tuple[Route, str]] = []
+        for route in table.routes:
+            prefix = f"{base}/{route.service}/{route.stage}"
+            if route.kind == "alb":
+                if table.alb_root == (route.service, route.stage):
+                    prefix = base
+                found.extend((route, prefix + p) for p in route.conditions.paths or ("/",))
+            elif route.path == DEFAULT_ROUTE:
+                found.append((route, prefix + "/"))
+            else:
+                found.append((route, prefix + normalize_path(route.path)))
+        return sorted(found, key=lambda item: (item[0].service, item[0].stage, item[1]))
+
+    # requests
+
     async def __call__(self, request: Request) -> Response:
-        return _NOT_FOUND
+        self._stats["requests"] += 1
+        response = await self._answer(request)
+        if request.method == "HEAD" and response.body:
+            # A body after a HEAD response would be read as the start of the next response.
+            return Response(response.status, b"", response.headers, response.content_type)
+        return response
+
+    async def _answer(self, request: Request) -> Response:
+        table = self._table
+        source_ip = request.client or "127.0.0.1"
+        if (
+            request.method == "OPTIONS"
+            and "origin" in request.headers
+            and "access-control-request-method" in request.headers
+        ):
+            preflight = _preflight(table, request, source_ip)
+            if preflight is not None:
+                return preflight
+        lookup = table.match(
+            request.method,
+            request.path,
+            host=request.header("host"),
+            headers=request.headers,
+            query=request.query,
+            source_ip=source_ip,
+        )
+        if isinstance(lookup, Miss):
+            self._stats["misses"] += 1
+            return MISSING_TOKEN if lookup.kinds == {"http"} else NOT_FOUND
+        return await self._forward(lookup, request, source_ip)
+
+    async def _forward(self, match: Match, request: Request, source_ip: str) -> Response:
+        route = match.route
+        front = _front(route)
+        if len(request.body) > front.max_body:
+            return front.too_large
+        now = self._clock.time()
+        context = Context(
+            request_id=front.new_id(),
+            time=now,
+            account_id=self._account.account_id,
+            region=self._account.region,
+            trace_id=f"Root=1-{int(now):08x}-{secrets.token_hex(12)}",
+        )
+        incoming = HttpRequest(
+            method=request.method,
+            path=request.path,
+            query=request.query,
+            headers=tuple(request.headers.items()),
+            body=request.body,
+            source_ip=source_ip,
+        )
+        payload = orjson.dumps(front.build(match, incoming, context))
+        if len(payload) > MAX_PAYLOAD:  # Lambda's own limit on a synchronous invoke
+            return _with_id(front.too_large, front, context)
+        reply = await self._run(route, front, payload, context)
+        if isinstance(reply, Response):
+            return _with_id(reply, front, context)
+        headers = reply.headers
+        if front.id_header is not None:
+            headers.append((front.id_header, context.request_id))
+        if (
+            route.cors
+            and front is not _REST
+            and "origin" in request.headers
+            and not has_header(headers, "access-control-allow-origin")
+        ):
+            # HTTP APIs add CORS headers themselves; REST APIs leave it to the function.
+            headers.append(("Access-Control-Allow-Origin", "*"))
+        return Response(reply.status, reply.body, headers, content_type=None)
+
+    async def _run(
+        self, route: Route, front: _Front, payload: bytes, context: Context
+    ) -> HttpReply | Response:
+        # The invocation is its own task: neither our timeout nor a client going away may
+        # cancel it, or its environment would be handed out again while still busy.
+        task = asyncio.create_task(
+            self._invoke.invoke(route.function_name, route.qualifier, payload)
+        )
+        self._running.add(task)
+        task.add_done_callback(self._settled)
+        try:
+            async with asyncio.timeout(front.timeout):
+                response = await asyncio.shield(task)
+        except TimeoutError:
+            self._stats["timeouts"] += 1
+            return front.timed_out
+        except TooManyRequestsException:
+            self._stats["throttles"] += 1
+            return front.throttled
+        except LaminaError as exc:
+            log.warning(
+                "%s %s: invoking %s failed: %s",
+                front.name,
+                context.request_id,
+                route.function_name,
+                exc.message,
+            )
+            return front.integration_error
+        except Exception:
+            log.exception("%s %s: invoking %s failed", front.name, context.request_id, route)
+            return front.integration_error
+        result = response.result
+        if result.function_error is not None:
+            self._stats["function_errors"] += 1
+            return front.function_error
+        try:
+            return front.reply(result.payload, route)
+        except MalformedResult as exc:
+            self._stats["malformed"] += 1
+            # AWS logs this as "Malformed Lambda proxy response"; it is the user's to fix.
+            log.warning(
+                "%s %s: malformed response from %s (request %s): %s",
+                front.name,
+                context.request_id,
+                route.function_name,
+                response.request_id,
+                exc,
+            )
+            return front.function_error
+
+    def _settled(self, task: asyncio.Task[InvokeResponse]) -> None:
+        self._running.discard(task)
+        # An invocation the gateway stopped waiting for has no one else to see its error.
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.debug("an invocation nobody waited for failed: %r", exc)
+
+
+def _with_id(response: Response, front: _Front, context: Context) -> Response:
+    if front.id_header is None:
+        return response
+    headers = [*response.headers, (front.id_header, context.request_id)]
+    return Response(response.status, response.body, headers, response.content_type)
+
+
+def _preflight(table: CompiledRoutes, request: Request, source_ip: str) -> Response | None:
+    """Answer a CORS preflight for a route with `cors`, unless a function takes OPTIONS."""
+    host = request.header("host")
+    own = table.match("OPTIONS", request.path, host=host, source_ip=source_ip)
+    if isinstance(own, Match) and own.route.method == "OPTIONS":
+        return None
+    wanted = request.header("access-control-request-method").upper()
+    lookup = table.match(wanted, request.path, host=host, source_ip=source_ip)
+    if not isinstance(lookup, Match) or not lookup.route.cors or lookup.route.kind == "alb":
+        return None
+    headers = [
+        ("Access-Control-Allow-Origin", "*"),
+        ("Access-Control-Allow-Headers", CORS_HEADERS),
+        ("Access-Control-Allow-Methods", f"OPTIONS,{wanted}"),
+    ]
+    # REST APIs answer from Serverless's mock integration; HTTP APIs themselves, with 204.
+    return Response(200 if lookup.route.kind == "http" else 204, b"", headers)

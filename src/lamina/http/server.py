@@ -31,6 +31,7 @@ class Request:
     query: str
     headers: dict[str, str]  # lower-case names; repeated headers joined with ", "
     body: bytes = b""
+    client: str = ""  # the peer's IP address, when the transport has one
 
     def header(self, name: str, default: str = "") -> str:
         return self.headers.get(name, default)
@@ -63,6 +64,7 @@ TooLarge = Callable[[int], Response]
 class HttpProtocol(asyncio.Protocol):
     __slots__ = (
         "_body",
+        "_client",
         "_closed",
         "_done_reading",
         "_handler",
@@ -91,12 +93,17 @@ class HttpProtocol(asyncio.Protocol):
         self._task: asyncio.Task[Response] | None = None
         self._closed = False
         self._done_reading = False
+        self._client = ""
 
     # transport callbacks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement the interface without subclassing it.
         self._transport = cast(asyncio.Transport, transport)
+        # A transport that cannot say (a Unix socket, a test's fake) leaves the client unknown.
+        get_extra_info = getattr(transport, "get_extra_info", None)
+        peer = get_extra_info("peername") if get_extra_info is not None else None
+        self._client = peer[0] if isinstance(peer, tuple) else ""
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
@@ -165,6 +172,7 @@ class HttpProtocol(asyncio.Protocol):
                 query=(url.query or b"").decode("latin-1"),
                 headers=self._headers,
                 body=b"".join(self._body),
+                client=self._client,
             )
         if not keep_alive:
             self._done_reading = True  # nothing after this request is read

@@ -7,6 +7,7 @@ import dataclasses
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -16,9 +17,11 @@ from lamina.core.errors import (
     ResourceConflictException,
     ResourceNotFoundException,
 )
-from lamina.core.models import Account, FunctionConfig, LayerVersion
+from lamina.core.models import LATEST, Account, FunctionConfig, LayerVersion
 from lamina.core.ports import Store
 from lamina.core.scheduling import Ledger
+from lamina.core.versions import Alias, is_version
+from lamina.services.environment import EnvState
 from lamina.services.pool import Pool
 from lamina.services.registry import DeployedFunction, Registry
 
@@ -27,6 +30,30 @@ class CodeStore(Protocol):
     def put(self, zip_bytes: bytes) -> tuple[str, int]: ...
     def code_dir(self, sha: str) -> Path: ...
     def opt_view(self, layer_shas: Sequence[str]) -> Path | None: ...
+
+
+class VersionsTx(Protocol):
+    """Published versions, aliases and layers inside one store transaction
+    (`lamina.store.versions.VersionsTransaction`)."""
+
+    def get_function(self, name: str, version: str = LATEST) -> FunctionConfig | None: ...
+    def put_function(self, config: FunctionConfig) -> None: ...
+    def list_versions(self, name: str | None = None) -> list[FunctionConfig]: ...
+    def latest_version(self, name: str) -> FunctionConfig | None: ...
+    def next_version(self, name: str) -> str: ...
+    def delete_function(self, name: str) -> bool: ...
+    def delete_version(self, name: str, version: str) -> bool: ...
+    def get_alias(self, function_name: str, name: str) -> Alias | None: ...
+    def put_alias(self, alias: Alias) -> None: ...
+    def delete_alias(self, function_name: str, name: str) -> bool: ...
+    def list_aliases(self, function_name: str | None = None) -> list[Alias]: ...
+    def get_layer_version(self, name: str, version: int) -> LayerVersion | None: ...
+    def latest_layer_version(self, name: str) -> LayerVersion | None: ...
+    def publish_layer_version(self, layer: LayerVersion) -> LayerVersion: ...
+
+
+class VersionStore(Protocol):
+    def transaction(self, *, write: bool = True) -> AbstractContextManager[VersionsTx]: ...
 
 
 def now_iso() -> str:
@@ -52,6 +79,7 @@ class FunctionService:
         self,
         *,
         store: Store,
+        versions: VersionStore,
         code: CodeStore,
         registry: Registry,
         pool: Pool,
@@ -59,6 +87,7 @@ class FunctionService:
         account: Account,
     ) -> None:
         self._store = store
+        self._versions = versions
         self._code = code
         self._registry = registry
         self._pool = pool
@@ -66,19 +95,34 @@ class FunctionService:
         self._account = account
 
     def load(self) -> int:
-        """Bring every stored function into the registry (at start-up)."""
+        """Bring every stored function, version and alias into the registry (at start-up)."""
         functions = self._store.list_functions()
         for config in functions:
             self._activate(config)
+        with self._versions.transaction(write=False) as tx:
+            versions = tx.list_versions()
+            aliases = tx.list_aliases()
+        for config in versions:
+            self._registry.put(self.deployed(config))
+        for alias in aliases:
+            self._registry.put_alias(alias)
         return len(functions)
 
     # functions
 
-    def get(self, name: str) -> FunctionConfig:
-        config = self._store.get_function(validation.function_name(name))
+    def get(self, name: str, qualifier: str | None = None) -> FunctionConfig:
+        """`$LATEST`, a published version, or the version an alias points to."""
+        validation.function_name(name)
+        if qualifier in (None, LATEST):
+            config = self._store.get_function(name)
+        else:
+            with self._versions.transaction(write=False) as tx:
+                alias = None if is_version(qualifier) else tx.get_alias(name, qualifier)
+                version = alias.function_version if alias else qualifier
+                config = tx.get_function(name, version)
         if config is None:
             raise ResourceNotFoundException(
-                f"Function not found: {self._account.function_arn(name)}"
+                f"Function not found: {self._account.function_arn(name, qualifier)}"
             )
         return config
 
@@ -127,14 +171,54 @@ class FunctionService:
             )
         )
 
-    def delete(self, name: str) -> None:
-        if not self._store.delete_function(validation.function_name(name)):
+    def delete(self, name: str, qualifier: str | None = None) -> None:
+        """The function with every version and alias; or, with a version number as
+        `qualifier`, that version alone (refused while an alias points to it)."""
+        validation.function_name(name)
+        if qualifier is not None:
+            self._delete_version(name, qualifier)
+            return
+        with self._versions.transaction() as tx:
+            deleted = tx.delete_function(name)
+        if not deleted:
             raise ResourceNotFoundException(
                 f"Function not found: {self._account.function_arn(name)}"
             )
         self._registry.remove(name)
         self._ledger.set_reservation(name, None)
         self._pool.retire_function(name)
+
+    def _delete_version(self, name: str, version: str) -> None:
+        if version == LATEST:
+            raise InvalidParameterValueException(
+                "$LATEST version cannot be deleted without deleting the function."
+            )
+        if not is_version(version):
+            raise InvalidParameterValueException(
+                f"Qualifier = {version!r}: DeleteFunction takes a version number; "
+                "delete an alias with DeleteAlias"
+            )
+        with self._versions.transaction() as tx:
+            if tx.get_function(name, version) is None:
+                raise ResourceNotFoundException(
+                    f"Function not found: {self._account.function_arn(name, version)}"
+                )
+            users = [
+                a.name
+                for a in tx.list_aliases(name)
+                if a.function_version == version or version in a.routing
+            ]
+            if users:
+                raise ResourceConflictException(
+                    f"Unable to delete version {version} of {name} because the following "
+                    f"aliases reference it: {users}"
+                )
+            tx.delete_version(name, version)
+        self._registry.remove_version(name, version)
+        # Only idle ones: a busy environment finishes its invocation, then ages out.
+        for env in self._pool.environments(name):
+            if env.function.version == version and env.state is EnvState.IDLE:
+                self._pool.retire(env)
 
     def put_concurrency(self, name: str, reserved: object) -> FunctionConfig:
         current = self.get(name)
@@ -187,7 +271,7 @@ class FunctionService:
         return layer
 
     def _save(self, config: FunctionConfig) -> FunctionConfig:
-        deployed = self._deployed(config)  # builds the /opt view before anything is stored
+        deployed = self.deployed(config)  # builds the /opt view before anything is stored
         self._store.put_function(config)
         self._registry.put(deployed)
         self._ledger.set_reservation(config.name, config.reserved_concurrency)
@@ -195,10 +279,11 @@ class FunctionService:
         return config
 
     def _activate(self, config: FunctionConfig) -> None:
-        self._registry.put(self._deployed(config))
+        self._registry.put(self.deployed(config))
         self._ledger.set_reservation(config.name, config.reserved_concurrency)
 
-    def _deployed(self, config: FunctionConfig) -> DeployedFunction:
+    def deployed(self, config: FunctionConfig) -> DeployedFunction:
+        """What the registry holds for `config`; builds its /opt view if it is new."""
         shas = [self._layer_by_arn(arn).code_sha256 for arn in config.layers]
         return DeployedFunction(
             config, self._code.code_dir(config.code_sha256), self._code.opt_view(shas)

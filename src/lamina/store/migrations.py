@@ -98,6 +98,13 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # 3: aliases, deployments of services/stages, and which deployment is live
     """
+    -- The last version number each function published: numbers are never reused, even
+    -- after the newest version was deleted (as on Lambda).
+    CREATE TABLE version_counters (
+        function_name TEXT PRIMARY KEY,
+        last_version INTEGER NOT NULL
+    );
+
     CREATE TABLE aliases (
         function_name TEXT NOT NULL,
         name TEXT NOT NULL,
@@ -115,7 +122,8 @@ MIGRATIONS: tuple[str, ...] = (
         region TEXT NOT NULL,
         created REAL NOT NULL,
         spec TEXT NOT NULL,
-        versions TEXT NOT NULL DEFAULT '{}'
+        -- [{key, name, version, changed}]: what this deployment made live
+        functions TEXT NOT NULL DEFAULT '[]'
     );
     CREATE INDEX deployments_by_stack ON deployments (service, stage, id);
 
