@@ -321,3 +321,17 @@ def test_documents_know_the_line_of_every_key_and_item() -> None:
     assert dotted(("functions", "hello", "events", 1, "schedule")) == (
         "functions.hello.events[1].schedule"
     )
+
+
+def test_warnings_come_with_the_problems_of_a_refused_file() -> None:
+    text = _with_provider("  memoryLimit: 512\n  timeout: 0\n")
+
+    with pytest.raises(ServerlessConfigError) as caught:
+        parse_service(text)
+
+    assert caught.value.problems == [
+        "serverless.yml:6: provider.timeout = 0: must be between 1 and 900 seconds"
+    ]
+    assert caught.value.warnings == (
+        "serverless.yml:5: provider.memoryLimit: unknown key; did you mean 'memorySize'?",
+    )

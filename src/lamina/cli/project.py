@@ -215,7 +215,7 @@ def load_project(
     except ServerlessConfigError as exc:
         # A value whose variable failed is reported once, as that failure.
         invalid = [p for p in exc.problems if not p.endswith(UNRESOLVED_HINT)]
-        raise ServerlessConfigError(_in_line_order(unresolved + invalid)) from None
+        raise ServerlessConfigError(_in_line_order(unresolved + invalid), exc.warnings) from None
     if unresolved:
         raise ServerlessConfigError(unresolved)
     return Project(config=config, root=root, service=service)

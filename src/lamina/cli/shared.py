@@ -102,6 +102,9 @@ def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
         except ControlApiError as exc:
             raise fail(f"{exc.code}: {exc.message}") from None
         except ServerlessConfigError as exc:
+            warn = Console(stderr=True, highlight=False)
+            for warning in exc.warnings:
+                warn.print(Text(f"warning: {warning}", style="yellow"), soft_wrap=True)
             for problem in exc.problems[:-1]:
                 fail(problem)
             raise fail(exc.problems[-1] if exc.problems else "invalid configuration") from None

@@ -23,7 +23,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -150,9 +150,10 @@ Path = tuple[str | int, ...]
 class ServerlessConfigError(InvalidParameterValueException):
     """Every problem found in one configuration file, each naming file, line, key and rule."""
 
-    def __init__(self, problems: list[str]) -> None:
+    def __init__(self, problems: list[str], warnings: Sequence[str] = ()) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
+        self.warnings = tuple(warnings)  # reported too: an unknown key is often the cause
 
 
 # --- the model -------------------------------------------------------------------------------
@@ -1405,7 +1406,7 @@ def build_service(
     _route_conflicts(r, routes)
 
     if r.problem_count or service is None:
-        raise ServerlessConfigError(r.problems)
+        raise ServerlessConfigError(r.problems, r.warnings)
     return Service(
         name=service,
         stage=chosen_stage,
