@@ -31,7 +31,8 @@ PNG = b"\x89PNG\r\n\x1a\n\x00\xff" * 100
 
 def respond(event: dict[str, Any]) -> object:
     if "version" not in event:  # REST and ALB: tell the test what arrived
-        body = {k: event.get(k) for k in ("path", "pathParameters", "requestContext")}
+        keys = ("path", "pathParameters", "requestContext", "headers", "multiValueHeaders")
+        body = {k: event.get(k) for k in keys}
         return {"statusCode": 200, "body": json.dumps(body)}
     if event["rawPath"] == "/cookies":
         return {"statusCode": 200, "cookies": ["a=1; Path=/", "b=2; HttpOnly"], "body": ""}
@@ -127,6 +128,18 @@ def _raw(port: int, payload: bytes) -> bytes:
         while chunk := sock.recv(65536):
             chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def test_repeated_headers_reach_a_rest_event_apart_and_in_their_case(port: int) -> None:
+    answer = await asyncio.to_thread(
+        _raw,
+        port,
+        b"GET /app/dev/tags HTTP/1.1\r\nHost: x\r\nX-Tag: one\r\nX-Tag: two\r\n"
+        b"Connection: close\r\n\r\n",
+    )
+    event = orjson.loads(answer.split(b"\r\n\r\n", 1)[1])
+    assert event["multiValueHeaders"]["X-Tag"] == ["one", "two"]
+    assert event["headers"]["X-Tag"] == "two"  # API Gateway keeps the last one
 
 
 async def test_binary_body_round_trip_and_connection_close(port: int) -> None:

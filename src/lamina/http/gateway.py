@@ -278,7 +278,7 @@ class Gateway:
             method=request.method,
             path=request.path,
             query=request.query,
-            headers=tuple(request.headers.items()),
+            headers=tuple(request.raw_headers or request.headers.items()),
             body=request.body,
             source_ip=source_ip,
         )

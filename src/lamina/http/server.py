@@ -32,6 +32,9 @@ class Request:
     headers: dict[str, str]  # lower-case names; repeated headers joined with ", "
     body: bytes = b""
     client: str = ""  # the peer's IP address, when the transport has one
+    # As received: original case and order, repeated headers apart (API Gateway's
+    # multiValueHeaders need them; `headers` is for looking one up).
+    raw_headers: list[tuple[str, str]] = field(default_factory=list)
 
     def header(self, name: str, default: str = "") -> str:
         return self.headers.get(name, default)
@@ -72,6 +75,7 @@ class HttpProtocol(asyncio.Protocol):
         "_max_body",
         "_parser",
         "_pending",
+        "_raw_headers",
         "_task",
         "_too_large",
         "_too_large_response",
@@ -87,6 +91,7 @@ class HttpProtocol(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._url = b""
         self._headers: dict[str, str] = {}
+        self._raw_headers: list[tuple[str, str]] = []
         self._body: list[bytes] = []
         self._too_large = False
         self._pending: deque[tuple[Request | Response, bool]] = deque()
@@ -131,6 +136,7 @@ class HttpProtocol(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self._url = b""
         self._headers = {}
+        self._raw_headers = []
         self._body = []
         self._too_large = False
 
@@ -138,8 +144,10 @@ class HttpProtocol(asyncio.Protocol):
         self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        key = name.decode("latin-1").lower()
+        original = name.decode("latin-1")
+        key = original.lower()
         text = value.decode("latin-1")
+        self._raw_headers.append((original, text))
         old = self._headers.get(key)
         self._headers[key] = text if old is None else f"{old}, {text}"
 
@@ -173,6 +181,7 @@ class HttpProtocol(asyncio.Protocol):
                 headers=self._headers,
                 body=b"".join(self._body),
                 client=self._client,
+                raw_headers=self._raw_headers,
             )
         if not keep_alive:
             self._done_reading = True  # nothing after this request is read
