@@ -189,8 +189,8 @@ async def serve_platform(settings: Settings, out: IO[str] = sys.stdout) -> None:
         orjson.dumps({"control": control_url, "data": data_url, "pid": os.getpid()})
     )
     print(f"Lamina {__version__} is up (home {home}, {count} functions)", file=out)
-    print(f"  control API (Lambda Invoke API, functions, logs): {control_url}", file=out)
-    print(f"  data plane (HTTP gateway):                        {data_url}", file=out)
+    print(f"  control API (Lambda and SSM APIs, deployments, logs): {control_url}", file=out)
+    print(f"  data plane (HTTP gateway, /<service>/<stage>/...):    {data_url}", file=out)
     print("  sandbox driver: plain processes (no isolation, no memory limit)", file=out)
     out.flush()
 

@@ -1,8 +1,11 @@
-"""The one place where Lamina's errors become HTTP responses (Lambda REST API style).
+"""The one place where Lamina's errors become control API responses, in the two protocols
+its clients speak: the Lambda REST API (`render`) and the SSM JSON 1.1 API
+(`render_json_protocol`). The gateway answers as API Gateway/ALB do (`http/gateway.py`) and
+the Runtime API with its own error bodies (`http/runtime_api.py`).
 
-botocore reads the error code from `x-amzn-ErrorType` and the message from `Message` or
-`message`. Platform faults never leak details: the message is generic and the error is
-logged with its request id.
+For the Lambda API, botocore reads the error code from `x-amzn-ErrorType` and the message
+from `Message` or `message`. Platform faults never leak details: the message is generic
+and the error is logged with its request id.
 """
 
 from __future__ import annotations
