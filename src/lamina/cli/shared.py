@@ -9,7 +9,7 @@ import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ParamSpec, TypeVar
+from typing import Annotated, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -81,6 +81,18 @@ def human_size(size: int) -> str:
     if size < 1024 * 1024:
         return f"{size / 1024:.1f} KB"
     return f"{size / (1024 * 1024):.1f} MB"
+
+
+# Options shared by the commands that name one function (`invoke`, `logs`).
+FunctionOption = Annotated[
+    str,
+    typer.Option(
+        "--function", "-f", help="Function key in ./serverless.yml, or a deployed function name"
+    ),
+]
+StageOption = Annotated[
+    str | None, typer.Option("--stage", "-s", help="Stage, to name a function by its key")
+]
 
 
 def fail(message: str) -> typer.Exit:

@@ -88,28 +88,8 @@ class SqliteStore:
         return [_function(row) for row in rows]
 
     def put_function(self, config: FunctionConfig) -> None:
-        c = config
         with self.transaction() as conn:
-            conn.execute(
-                f"INSERT OR REPLACE INTO functions ({_FUNCTION_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    c.name,
-                    c.version,
-                    c.runtime,
-                    c.handler,
-                    c.code_sha256,
-                    c.code_size,
-                    c.memory_size,
-                    c.timeout,
-                    _json(c.environment),
-                    _json(list(c.layers)),
-                    c.description,
-                    c.reserved_concurrency,
-                    c.revision_id,
-                    c.last_modified,
-                ),
-            )
+            insert_function(conn, config)
 
     def delete_function(self, name: str) -> bool:
         with self.transaction() as conn:
@@ -256,3 +236,28 @@ def _log(row: sqlite3.Row) -> tuple[int, LogEvent]:
 
 def _event(row: sqlite3.Row) -> QueuedEvent:
     return QueuedEvent(**dict(row))
+
+
+def insert_function(conn: sqlite3.Connection, config: FunctionConfig) -> None:
+    """Insert or replace one function version's row (inside the caller's transaction)."""
+    c = config
+    conn.execute(
+        f"INSERT OR REPLACE INTO functions ({_FUNCTION_COLUMNS}) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            c.name,
+            c.version,
+            c.runtime,
+            c.handler,
+            c.code_sha256,
+            c.code_size,
+            c.memory_size,
+            c.timeout,
+            _json(c.environment),
+            _json(list(c.layers)),
+            c.description,
+            c.reserved_concurrency,
+            c.revision_id,
+            c.last_modified,
+        ),
+    )

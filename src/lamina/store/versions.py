@@ -24,6 +24,7 @@ from lamina.store.sqlite import (
     _function,
     _json,
     _layer,
+    insert_function,
 )
 
 _ALIAS_COLUMNS = "function_name, name, function_version, description, routing, revision_id"
@@ -44,27 +45,7 @@ class VersionsTransaction:
         return _function(row) if row else None
 
     def put_function(self, config: FunctionConfig) -> None:
-        c = config
-        self._conn.execute(
-            f"INSERT OR REPLACE INTO functions ({_FUNCTION_COLUMNS}) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                c.name,
-                c.version,
-                c.runtime,
-                c.handler,
-                c.code_sha256,
-                c.code_size,
-                c.memory_size,
-                c.timeout,
-                _json(c.environment),
-                _json(list(c.layers)),
-                c.description,
-                c.reserved_concurrency,
-                c.revision_id,
-                c.last_modified,
-            ),
-        )
+        insert_function(self._conn, config)
 
     def list_versions(self, name: str | None = None) -> list[FunctionConfig]:
         """Published versions (of one function, or of all), by name then number."""

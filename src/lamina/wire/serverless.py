@@ -587,8 +587,9 @@ def _strings(
     return tuple(result)
 
 
-def _stringify(value: object) -> str | None:
-    """A value as Serverless passes it to Lambda (JavaScript's `String(x)`)."""
+def js_string(value: object) -> str | None:
+    """JavaScript's `String(x)` for a scalar: how Serverless turns values into strings (for
+    Lambda's environment, and for variables inside a longer string); None for others."""
     if isinstance(value, str):
         return value
     if isinstance(value, bool):
@@ -659,7 +660,7 @@ def _environment(r: _Report, mapping: Mapping[Any, Any], path: Path) -> dict[str
             continue
         if raw is None:
             continue  # `${env:X, null}` is how a file leaves a variable out
-        text = _stringify(raw)
+        text = js_string(raw)
         if text is None:
             rule = (
                 "CloudFormation functions (Ref, Fn::*) are not supported by Lamina"
@@ -785,7 +786,7 @@ def _log_retention(r: _Report, mapping: Mapping[Any, Any], path: Path) -> None:
 def _tags(r: _Report, mapping: Mapping[Any, Any], path: Path) -> None:
     tags = _mapping(r, mapping, "tags", path)
     for key, value in (tags or {}).items():
-        if value is not None and _stringify(value) is None:
+        if value is not None and js_string(value) is None:
             r.problem((*path, "tags", key), "must be a string, number or boolean", value)
 
 
@@ -1034,7 +1035,7 @@ def _alb_conditions(r: _Report, value: Mapping[Any, Any], path: Path) -> AlbCond
             headers = ((name, tuple(values)),)
     query: list[tuple[str, str]] = []
     for key, item in (_mapping(r, conditions, "query", where) or {}).items():
-        text = _stringify(item)
+        text = js_string(item)
         if text is None:
             r.problem((*where, "query", key), "must be a string", item)
         else:

@@ -36,6 +36,7 @@ from lamina.wire.serverless import (
     Document,
     Path,
     ServerlessConfigError,
+    js_string,
     load_yaml,
 )
 
@@ -359,19 +360,6 @@ def _cannot(path: Path, why: str) -> _Problem:
     return _Problem(f'Cannot resolve variable at "{_human(path)}": {why}')
 
 
-def _js_string(value: object) -> str | None:
-    """JavaScript's `String(x)` for the scalars a variable may put inside a string."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() else repr(value)
-    return None
-
-
 def _unescape(text: str) -> str:
     return text.replace("\\${", "${")
 
@@ -532,7 +520,7 @@ class _Resolver:
         last = 0
         for variable in variables:
             value, _ = self._variable(variable, path)
-            shown = _js_string(value)
+            shown = js_string(value)
             if shown is None:
                 raise _cannot(
                     path, "String value consist of variable which resolve with non-string value"
@@ -617,7 +605,7 @@ class _Resolver:
                 self._stage = option
             else:
                 written = self._config(("provider", "stage"))
-                self._stage = _js_string(written) or "dev"
+                self._stage = js_string(written) or "dev"
         return self._stage
 
     # --- sources: each returns (value, whether its text may hold more variables)
@@ -649,7 +637,7 @@ class _Resolver:
             option = self.sources.options.get("region")
             if isinstance(option, str) and option:
                 return option, False
-            return _js_string(self._config(("provider", "region"))) or "us-east-1", False
+            return js_string(self._config(("provider", "region"))) or "us-east-1", False
         if name == "accountId":
             return self.sources.account_id, False
         raise VariableSourceError(f'Unsupported "{name}" address argument in variable "aws" source')
@@ -748,7 +736,7 @@ class _Resolver:
     def _str_to_bool(self, address: str | None, params: tuple[object, ...], path: Path) -> Any:
         if not params or params[0] is None:
             raise VariableSourceError('Missing "strToBool" input')
-        text = _js_string(params[0])
+        text = js_string(params[0])
         if text is None:
             raise VariableSourceError(
                 f'Non-string "strToBool" input:. Received: {_show(params[0])}'

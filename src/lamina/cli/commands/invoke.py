@@ -14,7 +14,14 @@ from rich.json import JSON
 from rich.text import Text
 
 from lamina.cli.project import resolve_function_name
-from lamina.cli.shared import CliError, CliState, reports_errors, state_of
+from lamina.cli.shared import (
+    CliError,
+    CliState,
+    FunctionOption,
+    StageOption,
+    reports_errors,
+    state_of,
+)
 
 
 class InvocationType(StrEnum):
@@ -84,17 +91,8 @@ def _failure(payload: bytes, function_error: str) -> str:
 @reports_errors
 def invoke(
     ctx: typer.Context,
-    function: Annotated[
-        str,
-        typer.Option(
-            "--function",
-            "-f",
-            help="Function key in ./serverless.yml, or a deployed function name",
-        ),
-    ],
-    stage: Annotated[
-        str | None, typer.Option("--stage", "-s", help="Stage, to name a function by its key")
-    ] = None,
+    function: FunctionOption,
+    stage: StageOption = None,
     qualifier: Annotated[
         str | None, typer.Option("--qualifier", "-q", help="Version or alias to invoke")
     ] = None,

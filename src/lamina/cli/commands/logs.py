@@ -11,7 +11,7 @@ from rich.text import Text
 
 from lamina.cli.client import ControlClient, LogEventShape
 from lamina.cli.project import resolve_function_name
-from lamina.cli.shared import CliState, reports_errors, state_of
+from lamina.cli.shared import CliState, FunctionOption, StageOption, reports_errors, state_of
 from lamina.cli.since import parse_since
 
 POLL_INTERVAL = 1.0
@@ -54,17 +54,8 @@ def _drain(
 @reports_errors
 def logs(
     ctx: typer.Context,
-    function: Annotated[
-        str,
-        typer.Option(
-            "--function",
-            "-f",
-            help="Function key in ./serverless.yml, or a deployed function name",
-        ),
-    ],
-    stage: Annotated[
-        str | None, typer.Option("--stage", "-s", help="Stage, to name a function by its key")
-    ] = None,
+    function: FunctionOption,
+    stage: StageOption = None,
     tail: Annotated[
         bool, typer.Option("--tail", "-t", help="Keep printing new events until Ctrl-C")
     ] = False,
