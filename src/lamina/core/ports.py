@@ -57,6 +57,10 @@ class SandboxSpec:
     tmp_dir: Path
     memory_mb: int
     log_fd: int  # write end: the process's stdout and stderr go here
+    # A directory Lamina and the process share read-write at the same path (for example
+    # php-fpm's FastCGI socket); None when the runtime needs none.
+    socket_dir: Path | None = None
+    timeout_s: float = 0.0  # the function's timeout (drivers may use it for limits)
 
 
 class SandboxProcess(Protocol):

@@ -17,7 +17,7 @@ import asyncio
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal
@@ -62,7 +62,7 @@ class Launch:
     opt_root: Path | None
     run_dir: Path  # private to this environment; holds its /tmp
     stream: str
-    extra: dict[str, str] = field(default_factory=dict)
+    socket_dir: Path | None = None  # shared with the process (e.g. php-fpm's socket)
 
 
 class ExecutionEnvironment:
@@ -143,6 +143,8 @@ class ExecutionEnvironment:
             tmp_dir=tmp,
             memory_mb=self.function.memory_size,
             log_fd=write_fd,
+            socket_dir=self.launch.socket_dir,
+            timeout_s=float(self.function.timeout),
         )
         try:
             self._process = await driver.start(spec)
