@@ -133,3 +133,29 @@ class RouteTable(Protocol):
     def endpoints(self, base_url: str) -> list[tuple[Route, str]]:
         """Each live route with the URL it answers on under `base_url`."""
         ...
+
+
+class QueueBroker(Protocol):
+    """The built-in queue service as other services see it (deployments, async destinations).
+
+    Implemented by `lamina.services.queues`; the deploy service declares a stack's queues
+    and its functions' `sqs` event source mappings after its transaction commits (they are
+    validated before it).
+    """
+
+    def validate_queues(self, service: str, stage: str, queues: Sequence[object]) -> list[str]:
+        """Problems with these `QueueSpec`s (empty when they can be declared)."""
+        ...
+
+    def declare_queues(self, service: str, stage: str, queues: Sequence[object]) -> None: ...
+
+    def set_mappings(
+        self, service: str, stage: str, mappings: Sequence[tuple[str, str | None, object]]
+    ) -> None:
+        """The stack's event source mappings: (function name, qualifier, `SqsTrigger`)."""
+        ...
+
+    def send(self, queue: str, body: str, attributes: dict[str, str] | None = None) -> None:
+        """Enqueue one message on a queue named by name or ARN (for DLQs and destinations).
+        Raises ResourceNotFoundException for an unknown queue."""
+        ...

@@ -26,6 +26,56 @@ class LayerSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueSpec:
+    """A queue the service declares (Lamina's built-in queue service, SQS semantics)."""
+
+    name: str  # deployed queue name; FIFO queues end in ".fifo"
+    fifo: bool = False
+    visibility_timeout: int = 30  # seconds
+    message_retention: int = 345_600  # seconds (4 days, SQS's default)
+    delay: int = 0  # seconds
+    dead_letter_queue: str | None = None  # another queue's name or ARN
+    max_receive_count: int | None = None  # redrive after this many receives
+
+
+@dataclass(frozen=True, slots=True)
+class SqsTrigger:
+    """An `sqs` event: the function consumes a queue (an event source mapping)."""
+
+    queue: str  # queue name or ARN
+    batch_size: int = 10
+    maximum_batching_window: int = 0  # seconds
+    report_batch_item_failures: bool = False  # functionResponseType: ReportBatchItemFailures
+    enabled: bool = True
+    maximum_concurrency: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleTrigger:
+    """A `schedule` event: `rate(5 minutes)` or `cron(0 0-6 ? * MON-FRI *)`."""
+
+    expression: str
+    enabled: bool = True
+    input: str | None = None  # JSON text sent instead of the Scheduled Event
+    input_path: str | None = None
+    timezone: str = "UTC"
+    name: str | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AsyncConfig:
+    """How asynchronous invocations of the function are retried and where results go.
+    Targets are a function name/ARN or a queue ARN (`arn:aws:sqs:<region>:<acct>:<name>`)."""
+
+    maximum_retry_attempts: int = 2
+    maximum_event_age: int = 21_600  # seconds
+    on_success: str | None = None
+    on_failure: str | None = None
+    dead_letter: str | None = None  # onError (legacy DLQ)
+
+
+@dataclass(frozen=True, slots=True)
 class FunctionSpec:
     key: str  # key in serverless.yml
     name: str  # deployed name, `<service>-<stage>-<key>` unless `name:` is set
@@ -40,6 +90,9 @@ class FunctionSpec:
     reserved_concurrency: int | None = None
     provisioned_concurrency: int | None = None
     routes: tuple[Route, ...] = ()  # service/stage/function_name already filled in
+    schedules: tuple[ScheduleTrigger, ...] = ()
+    sqs: tuple[SqsTrigger, ...] = ()
+    async_config: AsyncConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +103,7 @@ class DeploymentSpec:
     functions: tuple[FunctionSpec, ...]
     layers: tuple[LayerSpec, ...] = ()
     version_functions: bool = True
+    queues: tuple[QueueSpec, ...] = ()
 
 
 def to_json(spec: DeploymentSpec) -> dict[str, Any]:
@@ -65,6 +119,11 @@ def from_json(data: dict[str, Any]) -> DeploymentSpec:
                 "environment": dict(f.get("environment") or {}),
                 "layers": tuple(f.get("layers") or ()),
                 "routes": tuple(_route(r) for r in f.get("routes") or ()),
+                "schedules": tuple(ScheduleTrigger(**t) for t in f.get("schedules") or ()),
+                "sqs": tuple(SqsTrigger(**t) for t in f.get("sqs") or ()),
+                "async_config": (
+                    AsyncConfig(**f["async_config"]) if f.get("async_config") else None
+                ),
             }
         )
         for f in data["functions"]
@@ -80,6 +139,7 @@ def from_json(data: dict[str, Any]) -> DeploymentSpec:
         functions=functions,
         layers=layers,
         version_functions=bool(data.get("version_functions", True)),
+        queues=tuple(QueueSpec(**q) for q in data.get("queues") or ()),
     )
 
 
