@@ -25,27 +25,37 @@ from lamina.core.models import Account
 from lamina.core.scheduling import Ledger
 from lamina.http.control_api import MAX_CONTROL_BODY, ControlApi, Router
 from lamina.http.errors import render
+from lamina.http.events_api import EventsApi
 from lamina.http.gateway import MAX_BODY as GATEWAY_MAX_BODY
 from lamina.http.gateway import Gateway, too_large_response
 from lamina.http.lamina_api import LaminaApi
 from lamina.http.runtime_api import RuntimeApi
 from lamina.http.server import Request, Response, serve
+from lamina.http.sqs_api import SqsApi
 from lamina.http.ssm_api import SsmApi
+from lamina.http.targets import TargetRouter
 from lamina.http.versions_api import VersionsApi
-from lamina.sandbox.plain import PlainSandboxDriver
+from lamina.sandbox import default_driver, describe
 from lamina.services.async_invoke import AsyncInvoker
 from lamina.services.deploy import DeployService
+from lamina.services.event_sources import EventSourceConsumers
 from lamina.services.functions import FunctionService
 from lamina.services.invoke import InvokeService
 from lamina.services.launch import Launcher
 from lamina.services.params import ParameterService
 from lamina.services.pool import Pool
+from lamina.services.queues import QueueService
 from lamina.services.registry import Registry
+from lamina.services.schedules import ScheduleService
 from lamina.services.secrets import AesGcmCipher
+from lamina.services.triggers import Triggers
 from lamina.services.versions import VersionService
 from lamina.store.blobs import CodeStore
 from lamina.store.deployments import SqliteDeploymentStore
+from lamina.store.events import SqliteEventInvokeConfigStore, SqliteEventStore
 from lamina.store.params import SqliteParameterStore
+from lamina.store.queues import SqliteQueueStore
+from lamina.store.schedules import SqliteScheduleStore
 from lamina.store.sqlite import SqliteStore
 from lamina.store.versions import SqliteVersionStore
 from lamina.telemetry.logs import LogSink
@@ -114,7 +124,7 @@ async def serve_platform(settings: Settings, out: IO[str] = sys.stdout) -> None:
         ledger=ledger,
         clock=clock,
         launcher=Launcher(settings, account, control_url),
-        driver=PlainSandboxDriver(),
+        driver=default_driver(settings),
         runtime_api=RuntimeApi(),
         sink=sink,
         keep_alive=settings.keep_alive,
@@ -137,7 +147,25 @@ async def serve_platform(settings: Settings, out: IO[str] = sys.stdout) -> None:
         ledger=ledger,
         account=account,
     )
-    events = AsyncInvoker(store=store, invoke=invoke, clock=clock)
+    queues = QueueService(
+        store=SqliteQueueStore(store), clock=clock, account=account, base_url=control_url
+    )
+    consumers = EventSourceConsumers(queues=queues, invoke=invoke, clock=clock, account=account)
+    event_queue = SqliteEventStore(store)
+    invoke_configs = SqliteEventInvokeConfigStore(store)
+    events = AsyncInvoker(
+        queue=event_queue,
+        configs=invoke_configs,
+        invoke=invoke,
+        ledger=ledger,
+        clock=clock,
+        account=account,
+        queues=queues,
+        retry_delay=settings.async_retry_delay,
+    )
+    schedules = ScheduleService(
+        store=SqliteScheduleStore(store), clock=clock, account=account, wake_invoker=events.wake
+    )
     # More control API routes, each from its own module (SSM, versions, deployments...).
     routers: list[Router] = []
     gateway = Gateway(invoke=invoke, account=account, clock=clock)
@@ -154,11 +182,25 @@ async def serve_platform(settings: Settings, out: IO[str] = sys.stdout) -> None:
         routes=gateway,
         account=account,
         clock=clock,
+        triggers=Triggers(schedules=schedules, configs=invoke_configs, clock=clock, queues=queues),
     )
     lamina_api = LaminaApi(deploy=deploy, code=code)
     routers.append(lamina_api)
     params = ParameterService(SqliteParameterStore(store), AesGcmCipher.for_home(home), clock)
-    routers.append(SsmApi(params, account))
+    # SSM and SQS share `POST /`; X-Amz-Target says which API a request is for.
+    ssm, sqs = SsmApi(params, account), SqsApi(queues)
+    routers.append(TargetRouter({"AmazonSSM.": ssm.handle, "AmazonSQS.": sqs.handle}))
+    routers.append(
+        EventsApi(
+            events=events,
+            queue=event_queue,
+            configs=invoke_configs,
+            schedules=schedules,
+            invoke=invoke,
+            account=account,
+            clock=clock,
+        )
+    )
     control = ControlApi(
         functions=functions,
         invoke=invoke,
@@ -184,14 +226,18 @@ async def serve_platform(settings: Settings, out: IO[str] = sys.stdout) -> None:
     sink.start()
     pool.start_reaper()
     events.start()
+    schedules.start()
+    queues.start()
+    consumers.start()
     control.ready = True
     (home / "endpoints.json").write_bytes(
         orjson.dumps({"control": control_url, "data": data_url, "pid": os.getpid()})
     )
     print(f"Lamina {__version__} is up (home {home}, {count} functions)", file=out)
-    print(f"  control API (Lambda and SSM APIs, deployments, logs): {control_url}", file=out)
+    print(f"  control API (Lambda, SSM, SQS APIs, deployments, logs): {control_url}", file=out)
     print(f"  data plane (HTTP gateway, /<service>/<stage>/...):    {data_url}", file=out)
-    print("  sandbox driver: plain processes (no isolation, no memory limit)", file=out)
+    for line in describe(settings.sandbox):
+        print(f"  {line}", file=out)
     out.flush()
 
     stop = asyncio.Event()
@@ -204,7 +250,10 @@ async def serve_platform(settings: Settings, out: IO[str] = sys.stdout) -> None:
     out.flush()
     control.ready = False
     data_server.close()
+    await schedules.close()
     await events.close()
+    await consumers.close()  # batches in flight finish within their function's timeout
+    await queues.close()
     # In-flight synchronous invocations finish or reach their own timeout.
     longest = max((e.function.timeout for e in pool.environments()), default=0)
     deadline = loop.time() + longest + 1

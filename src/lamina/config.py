@@ -29,6 +29,9 @@ class Settings:
     concurrency: int = 1000  # account-level concurrency limit
     memory_budget: int = 0  # MB for all live environments; 0 = 80 % of RAM
     init_timeout: float = 10.0  # seconds a runtime may take to reach its first `next`
+    sandbox: str = "auto"  # auto (linux where the machine allows it), linux or plain
+    # seconds before an async event's first retry (doubled for the second); Lambda: ~60
+    async_retry_delay: float = 60.0
 
     @property
     def memory_budget_mb(self) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -51,6 +52,9 @@ def service_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+NO_TRIGGERS = {"schedules": [], "sqs": [], "async_config": None}
 
 
 def _route(**fields: Any) -> dict[str, Any]:
@@ -102,6 +106,7 @@ def test_first_deploy_uploads_the_bundle_and_posts_the_whole_service(
                     "description": "",
                     "reserved_concurrency": None,
                     "provisioned_concurrency": None,
+                    **NO_TRIGGERS,
                     "routes": [
                         _route(
                             kind="httpApi",
@@ -127,10 +132,12 @@ def test_first_deploy_uploads_the_bundle_and_posts_the_whole_service(
                     "reserved_concurrency": None,
                     "provisioned_concurrency": None,
                     "routes": [],
+                    **NO_TRIGGERS,
                 },
             ],
             "layers": [],
             "version_functions": True,
+            "queues": [],
         }
     ]
     assert result.stdout.splitlines() == [
@@ -495,21 +502,46 @@ functions:
 """
 
 
-def test_php_functions_stop_the_deploy_with_a_clear_message(
+def test_php_functions_deploy_on_lamina_s_built_in_runtimes(
     deploy_api: FakeDeployApi, sls: Lamina, service_dir: Path
 ) -> None:
     (service_dir / "serverless.yml").write_text(PHP)
 
     result = sls("deploy")
 
-    assert result.exit_code == 1
-    assert result.stderr.splitlines() == [
-        "error: serverless.yml:8: functions.web: PHP runtimes are not available in Lamina yet "
-        "(this function asks for php-83-fpm); it cannot be deployed until they are",
-        "error: serverless.yml:11: functions.cli: PHP runtimes are not available in Lamina yet "
-        "(this function asks for php-74-console); it cannot be deployed until they are",
-    ]
-    assert deploy_api.requests == []
+    assert result.exit_code == 0, result.output
+    functions = {f["key"]: f for f in deploy_api.posted[0]["functions"]}
+    assert (functions["web"]["runtime"], functions["web"]["layers"]) == (
+        "provided.al2",
+        ["arn:lamina:runtime:php-83-fpm"],
+    )
+    assert (functions["cli"]["runtime"], functions["cli"]["layers"]) == (
+        "provided.al2",
+        ["arn:lamina:runtime:php-74", "arn:lamina:runtime:console"],
+    )
+
+
+def test_deploy_prints_the_server_s_warnings_once(
+    deploy_api: FakeDeployApi, sls: Lamina, service_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (service_dir / "serverless.yml").write_text(PHP)
+    warning = "functions site-dev-web ask for PHP 8.3; the Lamina server runs them on PHP 8.2"
+    deploy = deploy_api._deploy
+
+    def deploy_with_warning(document: dict[str, Any]) -> Any:
+        reply = deploy(document)
+        answer = json.loads(reply.body)
+        answer["deployment"]["warnings"] = [warning]
+        reply.body = json.dumps(answer).encode()
+        return reply
+
+    monkeypatch.setattr(deploy_api, "_deploy", deploy_with_warning)
+
+    result = sls("deploy")
+
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count(warning) == 1
+    assert f"warning: {warning}" in result.stderr
 
 
 # --- deploy function, deploy list, info, remove, rollback ------------------------------------

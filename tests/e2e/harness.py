@@ -78,6 +78,8 @@ class LaminaServer:
             "LAMINA_HOME": str(self.home),
             "LAMINA_PORT": "0",
             "LAMINA_CONTROL_PORT": "0",
+            # The sandbox every server of the run uses unless a test picks one.
+            "LAMINA_SANDBOX": os.environ.get("LAMINA_TEST_SANDBOX", "auto"),
             **self.settings,
         }
         endpoints = self.home / "endpoints.json"

@@ -2,55 +2,62 @@
 
 from __future__ import annotations
 
-import json
 import signal
-from pathlib import Path
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
-from tests.e2e.harness import create_function, invoke, wait_until
+from tests.e2e.harness import LaminaServer, create_function, invoke, wait_until
+from tests.e2e.test_async_retry_e2e import APP, Collector
 
 pytestmark = pytest.mark.e2e
 
-MARK = """
-import os
 
-def handler(event, context):
-    with open(os.path.join(event["folder"], context.aws_request_id), "w") as f:
-        f.write("done")
-    return "ok"
-"""
+@pytest.fixture
+def collector() -> Iterator[Collector]:
+    found = Collector()
+    yield found
+    found.close()
 
 
-def test_event_invocation_runs_in_the_background(lamina, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    tmp_path = tmp_path / "marks"
-    tmp_path.mkdir()
-    create_function(lamina, "mark", {"app.py": MARK})
-    response = invoke(lamina, "mark", {"folder": str(tmp_path)}, InvocationType="Event")
+def _mark(lamina: LaminaServer, collector: Collector) -> None:
+    create_function(
+        lamina,
+        "mark",
+        {"app.py": APP},
+        handler="app.mark",
+        Timeout=60,
+        Environment={"Variables": {"COLLECTOR": collector.url}},
+    )
+
+
+def test_event_invocation_runs_in_the_background(
+    lamina: LaminaServer, collector: Collector
+) -> None:
+    _mark(lamina, collector)
+    response = invoke(lamina, "mark", {}, InvocationType="Event")
     assert response["StatusCode"] == 202
     assert response["Body"] == b""
     request_id = response["ResponseMetadata"]["RequestId"]
-    wait_until(lambda: (tmp_path / request_id).exists())
+    wait_until(lambda: request_id in collector.ids("mark"))
     dry = invoke(lamina, "mark", {}, InvocationType="DryRun")
     assert dry["StatusCode"] == 204
 
 
-def test_queued_events_survive_a_restart(lamina_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_queued_events_survive_a_restart(lamina_factory: Any, collector: Collector) -> None:
     lamina = lamina_factory()
-    tmp_path = tmp_path / "marks"
-    tmp_path.mkdir()
-    create_function(lamina, "mark", {"app.py": MARK})
-    client = lamina.client()
-    # Reserved concurrency 0 holds events in the queue (throttled, retried later).
-    client.put_function_concurrency(FunctionName="mark", ReservedConcurrentExecutions=0)
+    _mark(lamina, collector)
     ids = [
-        invoke(lamina, "mark", {"folder": str(tmp_path)}, InvocationType="Event")[
-            "ResponseMetadata"
-        ]["RequestId"]
+        invoke(lamina, "mark", {"gated": True}, InvocationType="Event")["ResponseMetadata"][
+            "RequestId"
+        ]
         for _ in range(5)
     ]
+    # Held at the gate: every event is running, none finished, when the server dies.
+    wait_until(lambda: collector.ids("gate") >= set(ids))
     assert lamina.stop(signal.SIGKILL) == -signal.SIGKILL
-    assert not list(tmp_path.iterdir())
+    assert collector.ids("mark") == set()
+    collector.open = True
     lamina.start()
-    lamina.client().delete_function_concurrency(FunctionName="mark")
-    wait_until(lambda: all((tmp_path / i).exists() for i in ids), timeout=30)
-    assert json.loads(invoke(lamina, "mark", {"folder": str(tmp_path)})["Body"]) == "ok"
+    wait_until(lambda: collector.ids("mark") >= set(ids), timeout=30)
+    assert invoke(lamina, "mark", {})["StatusCode"] == 200

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from tests.e2e.harness import (
@@ -13,11 +14,12 @@ from tests.e2e.harness import (
     pid_alive,
     wait_until,
 )
+from tests.e2e.mailbox import Mailbox, alive, descendants, mailbox
 
 pytestmark = pytest.mark.e2e
 
 PID_THEN = """
-import os, time, json
+import os, time, json, urllib.request
 
 def handler(event, context):
     if event.get("action") == "sleep":
@@ -32,8 +34,8 @@ def handler(event, context):
         if child == 0:
             time.sleep(120)
             os._exit(0)
-        with open(event["pidfile"], "w") as f:
-            f.write(str(child))
+        # Exit once the test has seen the child (the mailbox lets it through).
+        urllib.request.urlopen(event["mailbox"] + "/arrive/forked?expected=2&wait=20").read()
         os._exit(1)
     return os.getpid()
 """
@@ -41,7 +43,9 @@ def handler(event, context):
 
 def test_timeout_kills_the_environment_and_reports_sandbox_timedout(lamina: LaminaServer) -> None:
     create_function(lamina, "slow", {"app.py": PID_THEN}, Timeout=1)
-    pid = json.loads(invoke(lamina, "slow")["Body"])
+    invoke(lamina, "slow")
+    # The host's pid: inside a sandbox, os.getpid() counts in the sandbox's own namespace.
+    pid = lamina.environments("slow")[0]["pid"]
     response = invoke(lamina, "slow", {"action": "sleep", "seconds": 30}, LogType="Tail")
     assert response["FunctionError"] == "Unhandled"
     body = json.loads(response["Body"])
@@ -51,7 +55,8 @@ def test_timeout_kills_the_environment_and_reports_sandbox_timedout(lamina: Lami
     )
     wait_until(lambda: not pid_alive(pid))
     # The next invocation gets a fresh environment.
-    assert json.loads(invoke(lamina, "slow")["Body"]) != pid
+    invoke(lamina, "slow")
+    assert lamina.environments("slow")[0]["pid"] != pid
 
     def timeout_report() -> bool:
         reports = [line for line in lamina.logs("slow") if line.startswith("REPORT")]
@@ -72,13 +77,22 @@ def test_runtime_exit_is_runtime_exit_error(lamina: LaminaServer) -> None:
     assert isinstance(json.loads(invoke(lamina, "exits")["Body"]), int)
 
 
-def test_children_die_with_the_environment(lamina: LaminaServer, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_children_die_with_the_environment(lamina: LaminaServer) -> None:
     create_function(lamina, "forks", {"app.py": PID_THEN})
-    pidfile = tmp_path / "child.pid"
-    response = invoke(lamina, "forks", {"action": "fork", "pidfile": str(pidfile)})
+    with mailbox() as box, ThreadPoolExecutor(1) as executor:
+        running = executor.submit(invoke, lamina, "forks", {"action": "fork", "mailbox": box.url})
+        env = wait_until(lambda: [e for e in lamina.environments("forks") if e["pid"]])[0]
+        # The runtime and its child, seen from the host, whatever the sandbox.
+        family = wait_until(lambda: settled(descendants(env["pid"]), box))
+        box.arrive("forked")
+        response = running.result()
     assert json.loads(response["Body"])["errorType"] == "Runtime.ExitError"
-    child = int(pidfile.read_text())
-    wait_until(lambda: not pid_alive(child))
+    wait_until(lambda: not alive(family))
+
+
+def settled(family: set[tuple[int, str]], box: Mailbox) -> set[tuple[int, str]]:
+    # Once the runtime waits at the mailbox, its child has been forked.
+    return family if box.arrivals("forked") and len(family) >= 2 else set()
 
 
 def test_oversized_response_is_function_response_size_too_large(lamina: LaminaServer) -> None:

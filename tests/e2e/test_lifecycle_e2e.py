@@ -12,27 +12,27 @@ from pathlib import Path
 
 import pytest
 from tests.e2e.harness import LaminaServer, create_function, invoke, wait_until
+from tests.e2e.mailbox import mailbox
 
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 
 SLOW = """
-import os, time
+import os, time, urllib.request
 
 def handler(event, context):
-    open(event["started"], "w").close()
+    urllib.request.urlopen(event["mailbox"] + "/post/started", b"").read()
     time.sleep(1.5)
     return "finished"
 """
 
 
-def test_sigterm_lets_in_flight_invocations_finish(lamina: LaminaServer, tmp_path: Path) -> None:
+def test_sigterm_lets_in_flight_invocations_finish(lamina: LaminaServer) -> None:
     create_function(lamina, "slow", {"app.py": SLOW}, Timeout=30)
-    started = tmp_path / "started"
-    with ThreadPoolExecutor(1) as executor:
-        running = executor.submit(invoke, lamina, "slow", {"started": str(started)})
-        wait_until(started.exists)
+    with mailbox() as box, ThreadPoolExecutor(1) as executor:
+        running = executor.submit(invoke, lamina, "slow", {"mailbox": box.url})
+        wait_until(lambda: "started" in box.messages)
         assert lamina.process is not None
         lamina.process.terminate()
         assert json.loads(running.result(timeout=60)["Body"]) == "finished"

@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.services.test_async_fakes import async_invoker
 from tests.services.test_deploy_fakes import Platform, bundle, function, platform, spec
 
 from lamina.http.control_api import ControlApi
 from lamina.http.lamina_api import LaminaApi
 from lamina.http.server import Request, Response
 from lamina.http.versions_api import VersionsApi
-from lamina.services.async_invoke import AsyncInvoker
 from lamina.wire.deployment import to_json
 
 DATA_URL = "http://127.0.0.1:9000"
@@ -30,7 +30,7 @@ class Client:
         self.api = ControlApi(
             functions=p.functions,
             invoke=p.h.invoker,
-            events=AsyncInvoker(store=p.store, invoke=p.h.invoker, clock=p.h.clock),
+            events=async_invoker(p.store, p.h),
             pool=p.h.pool,
             store=p.store,
             account=p.h.account,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lamina.core.models import FunctionConfig, LayerVersion, LogEvent, QueuedEvent
+from lamina.core.models import FunctionConfig, LayerVersion, LogEvent
 from lamina.store import migrations
 from lamina.store.migrations import MIGRATIONS, SchemaTooNewError
 from lamina.store.sqlite import SqliteStore
@@ -43,17 +43,6 @@ def _function(name: str = "api", **changes: object) -> FunctionConfig:
     }
     fields.update(changes)
     return FunctionConfig(**fields)  # type: ignore[arg-type]
-
-
-def _event(id_: str, enqueued_at: float, status: str = "pending") -> QueuedEvent:
-    return QueuedEvent(
-        id=id_,
-        function_name="api",
-        qualifier="$LATEST",
-        payload=b'{"n": 1}\x00\xff',
-        enqueued_at=enqueued_at,
-        status=status,  # type: ignore[arg-type]
-    )
 
 
 # schema and migrations
@@ -197,53 +186,6 @@ def test_publish_layer_version_assigns_the_next_version(store: SqliteStore) -> N
     assert store.get_layer_version("deps", 3) is None
     assert [lv.version for lv in store.list_layer_versions("deps")] == [2, 1]
     assert store.list_layer_versions("missing") == []
-
-
-# the asynchronous invocation queue
-
-
-def test_claimable_events_are_pending_and_running_oldest_first(store: SqliteStore) -> None:
-    store.enqueue_event(_event("c", 2.0))
-    store.enqueue_event(_event("b", 2.0, status="running"))
-    store.enqueue_event(_event("a", 3.0))
-    store.enqueue_event(_event("done", 1.0, status="succeeded"))
-    store.enqueue_event(_event("dead", 1.0, status="failed"))
-
-    assert [e.id for e in store.claimable_events(10)] == ["b", "c", "a"]
-    assert [e.id for e in store.claimable_events(2)] == ["b", "c"]
-    assert store.claimable_events(10)[0] == _event("b", 2.0, status="running")
-
-
-def test_set_event_status_moves_events_between_states(store: SqliteStore) -> None:
-    store.enqueue_event(_event("a", 1.0))
-    store.enqueue_event(_event("b", 2.0))
-
-    store.set_event_status("a", "running", 1)
-    store.set_event_status("b", "failed", 3)
-
-    assert [(e.id, e.status, e.attempts) for e in store.list_events()] == [
-        ("a", "running", 1),
-        ("b", "failed", 3),
-    ]
-    assert [e.id for e in store.list_events("failed")] == ["b"]
-    assert store.list_events("succeeded") == []
-    assert [e.id for e in store.claimable_events(10)] == ["a"]
-
-
-def test_set_event_status_of_unknown_event_raises(store: SqliteStore) -> None:
-    with pytest.raises(KeyError, match="nope"):
-        store.set_event_status("nope", "running", 1)
-
-
-def test_events_left_running_by_a_crash_are_claimable_after_reopen(db_path: Path) -> None:
-    before = SqliteStore(db_path)
-    before.enqueue_event(_event("a", 1.0))
-    before.set_event_status("a", "running", 1)
-    before.close()
-
-    after = SqliteStore(db_path)
-    assert [(e.id, e.attempts) for e in after.claimable_events(10)] == [("a", 1)]
-    after.close()
 
 
 # logs

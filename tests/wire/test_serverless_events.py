@@ -129,17 +129,17 @@ def test_alb_rules() -> None:
 
 def test_other_event_types_are_warned_about_not_dropped() -> None:
     service = _service(
-        "      - schedule: rate(1 minute)\n"
-        "      - sqs: arn:aws:sqs:us-east-1:0:jobs\n"
+        "      - sns: arn:aws:sns:us-east-1:0:topic\n"
+        "      - s3: photos\n"
         "      - htpApi: 'GET /'\n"
         "      - httpApi:\n          path: /secure\n          method: GET\n"
         "          authorizer: {name: jwt}\n"
     )
 
     assert service.warnings == (
-        "serverless.yml:9: functions.api.events[0].schedule: schedule events are not "
+        "serverless.yml:9: functions.api.events[0].sns: sns events are not "
         "supported yet; this event is ignored",
-        "serverless.yml:10: functions.api.events[1].sqs: sqs events are not supported yet; "
+        "serverless.yml:10: functions.api.events[1].s3: s3 events are not supported yet; "
         "this event is ignored",
         "serverless.yml:11: functions.api.events[2].htpApi: unknown event type, ignored; "
         "did you mean 'httpApi'?",

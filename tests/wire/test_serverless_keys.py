@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from lamina.core.models import RUNTIMES
+from lamina.core.runtimes import choose
 from lamina.wire.serverless import (
     LayerDefinition,
     PackageSpec,
     ServerlessConfigError,
-    Service,
     dotted,
     layer_logical_id,
     load_document,
@@ -243,7 +242,7 @@ def test_layer_logical_ids_are_serverless_s(key: str, logical_id: str) -> None:
     assert layer_logical_id(key) == logical_id
 
 
-def test_php_runtimes_are_in_the_model_and_block_the_deploy() -> None:
+def test_php_runtimes_become_provided_al2_with_lamina_s_runtime_layer() -> None:
     text = """\
 service: site
 provider:
@@ -264,32 +263,35 @@ functions:
 """
     service = parse_service(text)
 
-    assert service.functions["web"].runtime == "php-84-fpm"
-    assert service.blockers == (
-        "serverless.yml:6: functions.web: PHP runtimes are not available in Lamina yet (this "
-        "function asks for php-84-fpm); it cannot be deployed until they are",
-        "serverless.yml:8: functions.worker: PHP runtimes are not available in Lamina yet "
-        "(this function asks for php-84); it cannot be deployed until they are",
-        "serverless.yml:11: functions.artisan: PHP runtimes are not available in Lamina yet "
-        "(this function asks for php-82-console); it cannot be deployed until they are",
-    )
-
-
-def test_php_runtimes_become_lamina_s_own_once_it_has_them(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    import lamina.wire.serverless as serverless
-
-    monkeypatch.setattr(serverless, "RUNTIMES", RUNTIMES | {"php-82-fpm"})
-    text = (
-        MINIMAL + "    layers: ['arn:lamina:runtime:php-82-fpm', 'arn:aws:lambda:x:1:layer:y:1']\n"
-    )
-
-    service: Service = serverless.parse_service(text.replace("python3.12", "provided.al2"))
-
-    hello = service.functions["hello"]
-    assert (hello.runtime, hello.layers) == ("php-82-fpm", ("arn:aws:lambda:x:1:layer:y:1",))
+    shapes = {k: (f.runtime, f.layers) for k, f in service.functions.items()}
+    assert shapes == {
+        "web": ("provided.al2", ("arn:lamina:runtime:php-84-fpm",)),
+        "worker": ("provided.al2", ("arn:lamina:runtime:php-84",)),
+        "artisan": (
+            "provided.al2",
+            ("arn:lamina:runtime:arm-php-82", "arn:lamina:runtime:console"),
+        ),
+    }
     assert service.blockers == ()
+    kinds = {k: choose(f.runtime, f.layers, f.environment) for k, f in service.functions.items()}
+    assert {k: (c.kind, c.php_version) for k, c in kinds.items()} == {
+        "web": ("php-fpm", "8.4"),
+        "worker": ("php-function", "8.4"),
+        "artisan": ("php-console", "8.2"),
+    }
+
+
+def test_a_php_shorthand_puts_its_layer_before_the_function_s_own() -> None:
+    text = MINIMAL.replace("python3.12", "php-82-console") + (
+        "    layers: ['arn:aws:lambda:x:1:layer:y:1']\n"
+    )
+
+    hello = parse_service(text).functions["hello"]
+
+    assert (hello.runtime, hello.layers) == (
+        "provided.al2",
+        ("arn:lamina:runtime:php-82-console", "arn:aws:lambda:x:1:layer:y:1"),
+    )
 
 
 def test_image_functions_are_refused() -> None:

@@ -134,6 +134,7 @@ class DeploymentShape(TypedDict, total=False):
     created: str | float  # ISO 8601, or epoch seconds
     functions: list[DeployedFunction]
     endpoints: list[Endpoint]
+    warnings: list[str]  # said once per deploy, e.g. a PHP version the server lacks
 
 
 class ParameterShape(TypedDict, total=False):

@@ -7,13 +7,18 @@ from typing import Annotated
 import typer
 
 from lamina.cli.commands.deploy import deploy
+from lamina.cli.commands.doctor import doctor
+from lamina.cli.commands.events import events
 from lamina.cli.commands.info import info
 from lamina.cli.commands.invoke import invoke
+from lamina.cli.commands.invoke_local import InvokeCommand
 from lamina.cli.commands.logs import logs
 from lamina.cli.commands.ls import ls
 from lamina.cli.commands.params import params
+from lamina.cli.commands.queues import queues
 from lamina.cli.commands.remove import remove
 from lamina.cli.commands.rollback import rollback
+from lamina.cli.commands.schedules import schedules
 from lamina.cli.commands.up import up
 from lamina.cli.shared import make_state
 
@@ -60,7 +65,8 @@ def _global_options(
 
 
 app.command("up")(up)
-app.command("invoke")(invoke)
+app.command("invoke", cls=InvokeCommand)(invoke)  # and `invoke local`
+app.command("doctor")(doctor)
 app.command("logs")(logs)
 app.command("ls")(ls)
 # Unknown `--name value` options reach `deploy` for `${opt:name}`, as `sls deploy` allows.
@@ -73,6 +79,9 @@ app.command("info")(info)
 app.command("remove")(remove)
 app.command("rollback")(rollback)
 app.add_typer(params, name="params")
+app.add_typer(queues, name="queues")
+app.add_typer(events, name="events")
+app.command("schedules")(schedules)
 
 
 def main() -> None:

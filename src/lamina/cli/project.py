@@ -151,8 +151,11 @@ def sources(
     options: Options,
     client: ControlClient | None,
     environ: Mapping[str, str] | None = None,
+    *,
+    offline: bool = False,
 ) -> Sources:
-    """The variable sources of one CLI run (`${ssm:}` asks the control API, once per name)."""
+    """The variable sources of one CLI run (`${ssm:}` asks the control API, once per name;
+    `offline`, it finds nothing, so that a variable's fallback applies)."""
     env = dict(os.environ if environ is None else environ)
 
     def read_file(relative: str) -> str | None:
@@ -172,6 +175,8 @@ def sources(
         return {}
 
     def ssm(name: str, with_decryption: bool) -> SsmParameter | None:
+        if offline:
+            return None
         if client is None:
             raise VariableSourceError("no Lamina endpoint to read SSM parameters from")
         try:
@@ -199,7 +204,11 @@ def sources(
 
 
 def load_project(
-    config: Path | None, options: Options, client: ControlClient | None = None
+    config: Path | None,
+    options: Options,
+    client: ControlClient | None = None,
+    *,
+    offline: bool = False,
 ) -> Project:
     """Read, resolve and validate the service; raises `ServerlessConfigError` with every
     problem at once, before anything is packaged or sent."""
@@ -207,7 +216,7 @@ def load_project(
     root = config.parent
     unresolved: list[str] = []
     try:
-        document = resolve(document, sources(root, options, client))
+        document = resolve(document, sources(root, options, client, offline=offline))
     except ServerlessConfigError as exc:
         unresolved = exc.problems  # still validate the rest, to report everything at once
     try:

@@ -7,7 +7,7 @@ and nothing here does I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 LATEST = "$LATEST"
 
@@ -69,7 +69,10 @@ class LayerVersion:
     created_date: str = ""
 
 
-EventStatus = Literal["pending", "running", "succeeded", "failed"]
+# pending: waiting to run (again); running: claimed; delivering: its outcome is decided and
+# goes to destinations; succeeded / failed: done (a failure delivered somewhere); dead: a
+# failure delivered nowhere, kept to be re-driven.
+EventStatus = Literal["pending", "running", "delivering", "succeeded", "failed", "dead"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +84,12 @@ class QueuedEvent:
     qualifier: str
     payload: bytes
     enqueued_at: float  # epoch seconds
-    attempts: int = 0
+    attempts: int = 0  # invocations that ran (the record's approximateInvokeCount)
     status: EventStatus = "pending"
+    not_before: float = 0.0  # epoch seconds; a retry's or a backoff's wait
+    throttles: int = 0  # throttles and platform errors in a row (not attempts)
+    updated_at: float = 0.0
+    detail: dict[str, Any] = field(default_factory=dict)  # the last outcome, the delivery
 
 
 @dataclass(frozen=True, slots=True)

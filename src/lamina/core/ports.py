@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Protocol
 
 from lamina.core.invocation import Invocation
-from lamina.core.models import EventStatus, FunctionConfig, LayerVersion, LogEvent, QueuedEvent
+from lamina.core.models import FunctionConfig, LayerVersion, LogEvent
 from lamina.core.routes import Route
 
 
@@ -30,11 +30,7 @@ class Store(Protocol):
     def get_layer_version(self, name: str, version: int) -> LayerVersion | None: ...
     def list_layer_versions(self, name: str) -> list[LayerVersion]: ...  # newest first
 
-    # the durable queue of asynchronous invocations
-    def enqueue_event(self, event: QueuedEvent) -> None: ...
-    def claimable_events(self, limit: int) -> list[QueuedEvent]: ...  # pending+running, oldest
-    def set_event_status(self, event_id: str, status: EventStatus, attempts: int) -> None: ...
-    def list_events(self, status: EventStatus | None = None) -> list[QueuedEvent]: ...
+    # (the queue of asynchronous invocations is `lamina.store.events`, on the same file)
 
     # logs
     def append_logs(self, events: Sequence[LogEvent]) -> None: ...
@@ -61,6 +57,7 @@ class SandboxSpec:
     # php-fpm's FastCGI socket); None when the runtime needs none.
     socket_dir: Path | None = None
     timeout_s: float = 0.0  # the function's timeout (drivers may use it for limits)
+    network: str = "shared"  # "shared" (the host's network) or "none" (loopback only)
 
 
 class SandboxProcess(Protocol):

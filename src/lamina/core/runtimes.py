@@ -24,7 +24,15 @@ BREF_ACCOUNTS = frozenset({"209497400698", "534081306603", "873528684822"})
 LAMINA_MARKER = "arn:lamina:runtime:"
 
 _BREF_LAYER = re.compile(r"php-(?P<version>\d\d)(?P<variant>-fpm|-console)?|console")
-_BREF_RUNTIME_ENV = {"function": "php-function", "fpm": "php-fpm", "console": "php-console"}
+# Bref 3's BREF_RUNTIME: a short name, or the class its serverless plugin writes.
+_BREF_RUNTIME_ENV = {
+    "function": "php-function",
+    "fpm": "php-fpm",
+    "console": "php-console",
+    "Bref\\FunctionRuntime\\Main": "php-function",
+    "Bref\\FpmRuntime\\Main": "php-fpm",
+    "Bref\\ConsoleRuntime\\Main": "php-console",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,16 +43,18 @@ class RuntimeChoice:
 
 
 def builtin_layer_name(arn: str) -> str | None:
-    """`php-82-fpm` for a Bref layer ARN or a Lamina marker, None for any other layer."""
+    """`php-82-fpm` for a Bref layer ARN or a Lamina marker, None for any other layer.
+    Bref's `arm-` layers name the same runtime: Lamina runs the machine's own PHP."""
     if arn.startswith(LAMINA_MARKER):
-        name = arn[len(LAMINA_MARKER) :]
+        name = arn[len(LAMINA_MARKER) :].removeprefix("arm-")
         return name if _BREF_LAYER.fullmatch(name) else None
     parts = arn.split(":")
     is_layer = (
         len(parts) in (7, 8) and parts[:3] == ["arn", "aws", "lambda"] and parts[5] == "layer"
     )
-    if is_layer and parts[4] in BREF_ACCOUNTS and _BREF_LAYER.fullmatch(parts[6]):
-        return parts[6]
+    name = parts[6].removeprefix("arm-") if is_layer else ""
+    if is_layer and parts[4] in BREF_ACCOUNTS and _BREF_LAYER.fullmatch(name):
+        return name
     return None
 
 

@@ -15,6 +15,10 @@ AWS answers (reference 2, 6):
 | request body over           | 10 MB: 413          | 10 MB: 413           | 1 MB: 413         |
 | invoke failed (no function) | 500                 | 500                  | 502               |
 
+A PHP-FPM function is invoked without JSON on either side (`InvokeService.invoke_http`):
+the event is built as for any function, handed over as it is, and php-fpm's CGI response is
+written back with the headers the JSON result would have produced (`wire.fpm_params`).
+
 A throttle is a 429 on both API Gateway kinds (AWS's REST APIs answer 500): clients retry
 a 429. When the gateway stops waiting, the invocation goes on until the function's own
 timeout, as on AWS; so it does when the client goes away.
@@ -27,9 +31,9 @@ import base64
 import logging
 import secrets
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import orjson
 
@@ -43,6 +47,7 @@ from lamina.http.server import Request, Response
 from lamina.services.invoke import InvokeResponse
 from lamina.wire import alb, apigw_v1, apigw_v2
 from lamina.wire.events import Context, HttpReply, HttpRequest, MalformedResult, has_header
+from lamina.wire.fpm_params import http_reply
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +62,17 @@ CORS_HEADERS = (
 
 class Invoker(Protocol):
     async def invoke(self, name: str, qualifier: str | None, payload: bytes) -> InvokeResponse: ...
+
+
+@runtime_checkable
+class HttpInvoker(Protocol):
+    """An invoker that takes events unencoded (`InvokeService`)."""
+
+    def serves_http(self, name: str, qualifier: str | None) -> bool: ...
+
+    async def invoke_http(
+        self, name: str, qualifier: str | None, event: dict[str, Any]
+    ) -> InvokeResponse: ...
 
 
 def _json(status: int, body: bytes, error_type: str | None = None) -> Response:
@@ -185,6 +201,7 @@ def too_large_response(limit: int) -> Response:
 class Gateway:
     def __init__(self, *, invoke: Invoker, account: Account, clock: Clock | None = None) -> None:
         self._invoke = invoke
+        self._http = invoke if isinstance(invoke, HttpInvoker) else None
         self._account = account
         self._clock = clock or SystemClock()
         self._table = compile_routes(())
@@ -282,10 +299,20 @@ class Gateway:
             body=request.body,
             source_ip=source_ip,
         )
-        payload = orjson.dumps(front.build(match, incoming, context))
-        if len(payload) > MAX_PAYLOAD:  # Lambda's own limit on a synchronous invoke
-            return _with_id(front.too_large, front, context)
-        reply = await self._run(route, front, payload, context)
+        event = front.build(match, incoming, context)
+        name, qualifier = route.function_name, route.qualifier
+        call: Awaitable[InvokeResponse]
+        if self._http is not None and self._http.serves_http(name, qualifier):
+            body = event.get("body") or ""
+            if len(body) > MAX_PAYLOAD:  # the event's body alone is over Lambda's limit
+                return _with_id(front.too_large, front, context)
+            call = self._http.invoke_http(name, qualifier, event)
+        else:
+            payload = orjson.dumps(event)
+            if len(payload) > MAX_PAYLOAD:  # Lambda's own limit on a synchronous invoke
+                return _with_id(front.too_large, front, context)
+            call = self._invoke.invoke(name, qualifier, payload)
+        reply = await self._run(route, front, call, context)
         if isinstance(reply, Response):
             return _with_id(reply, front, context)
         headers = reply.headers
@@ -302,13 +329,11 @@ class Gateway:
         return Response(reply.status, reply.body, headers, content_type=None)
 
     async def _run(
-        self, route: Route, front: _Front, payload: bytes, context: Context
+        self, route: Route, front: _Front, call: Awaitable[InvokeResponse], context: Context
     ) -> HttpReply | Response:
         # The invocation is its own task: neither our timeout nor a client going away may
         # cancel it, or its environment would be handed out again while still busy.
-        task = asyncio.create_task(
-            self._invoke.invoke(route.function_name, route.qualifier, payload)
-        )
+        task = asyncio.ensure_future(call)
         self._running.add(task)
         task.add_done_callback(self._settled)
         try:
@@ -337,6 +362,8 @@ class Gateway:
             self._stats["function_errors"] += 1
             return front.function_error
         try:
+            if response.http is not None:
+                return _fpm_reply(response, front)
             return front.reply(result.payload, route)
         except MalformedResult as exc:
             self._stats["malformed"] += 1
@@ -356,6 +383,15 @@ class Gateway:
         # An invocation the gateway stopped waiting for has no one else to see its error.
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.debug("an invocation nobody waited for failed: %r", exc)
+
+
+def _fpm_reply(response: InvokeResponse, front: _Front) -> HttpReply:
+    assert response.http is not None
+    cgi, shape = response.http
+    if front is _ALB and len(cgi.body) > alb.MAX_BODY:
+        raise MalformedResult(f"the body is {len(cgi.body)} bytes, over ALB's {alb.MAX_BODY}")
+    # API Gateway gives a result without a content type a JSON one; an ALB does not.
+    return http_reply(cgi, shape, default_content_type=front is not _ALB)
 
 
 def _with_id(response: Response, front: _Front, context: Context) -> Response:

@@ -24,6 +24,7 @@ from lamina.core.errors import InvalidParameterValueException
 from lamina.core.routes import Route
 from lamina.http.control_api import RouteEntry, json_body, json_response
 from lamina.http.server import Request, Response
+from lamina.services import php_launch
 from lamina.services.deploy import DeployService
 from lamina.services.deploy_plan import CodeBundles
 from lamina.wire.deployment import from_json
@@ -91,7 +92,12 @@ class LaminaApi:
                 "(expected the DeploymentSpec of lamina.wire.deployment)"
             ) from None
         deployment = self._deploy.deploy(spec)
-        return json_response({"deployment": self._deployment(deployment)}, rid, 201)
+        answer = self._deployment(deployment)
+        # Said once per deploy: functions that will run on another PHP than they ask for.
+        warnings = php_launch.deployment_warnings(spec)
+        if warnings:
+            answer["warnings"] = warnings
+        return json_response({"deployment": answer}, rid, 201)
 
     async def rollback(self, request: Request, match: re.Match[str], rid: str) -> Response:
         service, stage = _stack(match)

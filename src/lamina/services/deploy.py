@@ -42,6 +42,7 @@ from lamina.services.deploy_plan import LAYER_REF, CodeBundles, Context, Plan, p
 from lamina.services.functions import CONFIG_FIELDS, VersionsTx, now_iso
 from lamina.services.pool import Pool
 from lamina.services.registry import DeployedFunction, Registry
+from lamina.services.triggers import Triggers
 from lamina.services.versions import publish
 from lamina.wire.deployment import DeploymentSpec, from_json, to_json
 
@@ -98,6 +99,7 @@ class DeployService:
         routes: RouteTable,
         account: Account,
         clock: Clock,
+        triggers: Triggers | None = None,
     ) -> None:
         self._store = deployments
         self._code = code
@@ -107,6 +109,7 @@ class DeployService:
         self._routes = routes
         self._account = account
         self._clock = clock
+        self._triggers = triggers
         self._live: dict[StackKey, tuple[Route, ...]] = {}  # each live stack's routes
         self._owners: dict[str, StackKey] = {}  # function name -> its live stack
 
@@ -122,7 +125,10 @@ class DeployService:
             ]
         for deployment in live:
             if deployment is not None:
-                self._remember(deployment, from_json(deployment.spec))
+                spec = from_json(deployment.spec)
+                self._remember(deployment, spec)
+                if self._triggers is not None:
+                    self._triggers.reload(spec, _qualifiers(deployment, spec))
         if self._live:  # the route table starts empty
             self._routes.set_routes(self._all_routes())
         return len(self._live)
@@ -202,11 +208,15 @@ class DeployService:
             self._forget_function(name)
         self._live.pop((service, stage), None)
         self._routes.set_routes(self._all_routes())
+        if self._triggers is not None:
+            self._triggers.remove(service, stage, names)
 
     # applying
 
     def _apply(self, spec: DeploymentSpec, target: Deployment | None) -> Deployment:
         key = (spec.service, spec.stage)
+        # Before the transaction: these read the store through their own transactions.
+        trigger_problems = tuple(self._triggers.check(spec)) if self._triggers else ()
         dry_run = False
         try:
             with self._store.transaction() as tx:
@@ -217,6 +227,7 @@ class DeployService:
                     owners=dict(self._owners),
                     reserved=dict(self._ledger.reserved),
                     account_limit=self._ledger.account_limit,
+                    trigger_problems=trigger_problems,
                 )
                 checked = plan(spec, context, self._code, tx)
                 # The route table refuses conflicts before anything is written. It then holds
@@ -232,6 +243,8 @@ class DeployService:
                 self._routes.set_routes(self._all_routes())
             raise
         self._activate(deployment, spec, applied, checked.removed)
+        if self._triggers is not None:
+            self._triggers.apply(spec, _qualifiers(deployment, spec), checked.removed)
         return deployment
 
     def _write(
@@ -386,6 +399,14 @@ def _version_for(
         if existing is not None and unchanged(existing, latest):
             return existing, False
     return publish(tx, latest)
+
+
+def _qualifiers(deployment: Deployment, spec: DeploymentSpec) -> dict[str, str]:
+    """The version each function's events go to: the one the deployment made live, as its
+    routes do."""
+    if not spec.version_functions:
+        return {}
+    return {name: version for name, version in deployment.versions.items() if version != LATEST}
 
 
 def _no_stack(service: str, stage: str) -> ResourceNotFoundException:

@@ -17,6 +17,7 @@ from typing import Protocol
 from lamina.core import validation
 from lamina.core.errors import InvalidParameterValueException
 from lamina.core.models import LayerVersion
+from lamina.core.runtimes import builtin_layer_name
 from lamina.wire.deployment import DeploymentSpec, FunctionSpec
 
 STACK_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
@@ -61,6 +62,8 @@ class Context:
     owners: Mapping[str, tuple[str, str]]  # function name -> (service, stage) of live stacks
     reserved: Mapping[str, int]  # reserved concurrency of every function now
     account_limit: int
+    # Found by checks that need services (schedules, queues: `services.triggers`).
+    trigger_problems: tuple[str, ...] = ()
 
 
 def parse_layer_arn(arn: str) -> tuple[str, int] | None:
@@ -84,6 +87,7 @@ def plan(spec: DeploymentSpec, context: Context, code: CodeBundles, layers: Laye
     _check_unique(spec, problems)
     planned = [_check_function(f, spec, context, code, layers, problems) for f in spec.functions]
     _check_reserved(spec, context, problems)
+    problems += context.trigger_problems
     if problems:
         raise InvalidParameterValueException(
             f"deployment of {spec.service}-{spec.stage} refused: " + "; ".join(problems)
@@ -202,6 +206,8 @@ def _layer_shas(
                 return None
             shas.append(layer.code_sha256)
             continue
+        if builtin_layer_name(ref) is not None:
+            continue  # a built-in runtime (Bref's layers): nothing to merge into /opt
         parsed = parse_layer_arn(ref)
         found = layers.get_layer_version(*parsed) if parsed else None
         if found is None:

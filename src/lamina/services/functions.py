@@ -19,6 +19,7 @@ from lamina.core.errors import (
 )
 from lamina.core.models import LATEST, Account, FunctionConfig, LayerVersion
 from lamina.core.ports import Store
+from lamina.core.runtimes import builtin_layer_name
 from lamina.core.scheduling import Ledger
 from lamina.core.versions import Alias, is_version
 from lamina.services.environment import EnvState
@@ -253,7 +254,8 @@ class FunctionService:
     def _layers(self, arns: object) -> tuple[str, ...]:
         checked = validation.layers(arns)
         for arn in checked:
-            self._layer_by_arn(arn)
+            if builtin_layer_name(arn) is None:
+                self._layer_by_arn(arn)
         return checked
 
     def _layer_by_arn(self, arn: str) -> LayerVersion:
@@ -284,7 +286,12 @@ class FunctionService:
 
     def deployed(self, config: FunctionConfig) -> DeployedFunction:
         """What the registry holds for `config`; builds its /opt view if it is new."""
-        shas = [self._layer_by_arn(arn).code_sha256 for arn in config.layers]
+        # Bref's layers are Lamina's built-in runtimes: they select one and add no files.
+        shas = [
+            self._layer_by_arn(arn).code_sha256
+            for arn in config.layers
+            if builtin_layer_name(arn) is None
+        ]
         return DeployedFunction(
             config, self._code.code_dir(config.code_sha256), self._code.opt_view(shas)
         )

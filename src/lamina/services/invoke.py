@@ -4,6 +4,10 @@ Every invocation gets START, END and REPORT lines in its environment's log strea
 its outcome. Platform failures of the function (timeout, crash, init error, missing
 bootstrap) are results, never exceptions: only caller faults (unknown function, throttling)
 raise.
+
+The gateway invokes PHP-FPM functions with `invoke_http`: the event as built and php-fpm's
+CGI response as sent, with no JSON in between; admission, the pool and the logs are the
+same as for `invoke`.
 """
 
 from __future__ import annotations
@@ -11,19 +15,27 @@ from __future__ import annotations
 import secrets
 import uuid
 from dataclasses import dataclass
+from typing import Any
+
+import orjson
 
 from lamina.core.clock import Clock
+from lamina.core.errors import LaminaError
 from lamina.core.invocation import (
+    MAX_PAYLOAD,
     Invocation,
     InvocationResult,
     Outcome,
     error_payload,
     invalid_entrypoint,
+    response_too_large,
     runtime_exited,
     timed_out,
 )
 from lamina.core.models import Account
+from lamina.core.runtimes import choose
 from lamina.services.environment import ExecutionEnvironment
+from lamina.services.fpm import FpmEnvironment, HttpAnswer
 from lamina.services.launch import EntrypointMissing
 from lamina.services.pool import Pool
 from lamina.services.registry import DeployedFunction, Registry
@@ -38,6 +50,10 @@ class InvokeResponse:
     result: InvocationResult
     executed_version: str
     log_tail: bytes  # the last 4 KB of this invocation's log lines
+    http: HttpAnswer | None = None  # `invoke_http` of a PHP-FPM function: php-fpm's answer
+
+
+_HTTP_ANSWERED = InvocationResult(Outcome.SUCCESS, b"")
 
 
 class InvokeService:
@@ -58,9 +74,27 @@ class InvokeService:
         self._account = account
         self._init_timeout = init_timeout
         self.in_flight = 0
+        self._fpm: dict[tuple[str, ...], bool] = {}  # by DeployedFunction.key
 
     def resolve(self, name: str, qualifier: str | None) -> DeployedFunction:
         return self._registry.resolve(name, qualifier)
+
+    def is_fpm(self, deployed: DeployedFunction) -> bool:
+        known = self._fpm.get(deployed.key)
+        if known is None:
+            config = deployed.config
+            known = choose(config.runtime, config.layers, config.environment).kind == "php-fpm"
+            if len(self._fpm) > 4096:
+                self._fpm.clear()
+            self._fpm[deployed.key] = known
+        return known
+
+    def serves_http(self, name: str, qualifier: str | None) -> bool:
+        """True when `invoke_http` skips JSON for this function (it runs on PHP-FPM)."""
+        try:
+            return self.is_fpm(self._registry.resolve(name, qualifier))
+        except LaminaError:
+            return False  # `invoke` will say why
 
     async def invoke(
         self,
@@ -72,17 +106,46 @@ class InvokeService:
         request_id: str | None = None,
     ) -> InvokeResponse:
         deployed = self._registry.resolve(name, qualifier)
-        config = deployed.config
-        self._pool.admit(config.name)  # raises TooManyRequestsException
-        request_id = request_id or str(uuid.uuid4())
-        invocation = Invocation(
-            request_id=request_id,
+        invocation = self._invocation(name, qualifier, payload, request_id, client_context)
+        return await self._invoke(deployed, invocation, None)
+
+    async def invoke_http(
+        self, name: str, qualifier: str | None, event: dict[str, Any]
+    ) -> InvokeResponse:
+        """Invoke with an HTTP event the gateway built. A PHP-FPM function gets it without
+        JSON and answers with `InvokeResponse.http`; any other (an alias may draw a version
+        on another runtime) gets the event as JSON and answers as `invoke` does."""
+        deployed = self._registry.resolve(name, qualifier)
+        if not self.is_fpm(deployed):
+            payload = orjson.dumps(event)
+            invocation = self._invocation(name, qualifier, payload, None, None)
+            return await self._invoke(deployed, invocation, None)
+        invocation = self._invocation(name, qualifier, b"", None, None)
+        return await self._invoke(deployed, invocation, event)
+
+    def _invocation(
+        self,
+        name: str,
+        qualifier: str | None,
+        payload: bytes,
+        request_id: str | None,
+        client_context: str | None,
+    ) -> Invocation:
+        return Invocation(
+            request_id=request_id or str(uuid.uuid4()),
             payload=payload,
             invoked_arn=self._account.function_arn(name, qualifier),
             deadline_ms=0,
             trace_id=trace_id(secrets.token_hex(20), self._clock.time()),
             client_context=client_context,
         )
+
+    async def _invoke(
+        self, deployed: DeployedFunction, invocation: Invocation, event: dict[str, Any] | None
+    ) -> InvokeResponse:
+        config = deployed.config
+        request_id = invocation.request_id
+        self._pool.admit(config.name)  # raises TooManyRequestsException
         self.in_flight += 1
         env: ExecutionEnvironment | None = None
         reuse = False
@@ -104,9 +167,12 @@ class InvokeService:
                 failed, env = await self._initialize(deployed, env, invocation)
                 if failed is not None:
                     return self._finish(env, invocation, failed, cold=True)
-            result = await self._run(env, invocation)
+            if event is not None and isinstance(env, FpmEnvironment):
+                result, http = await self._run_http(env, invocation, event)
+            else:
+                result, http = await self._run(env, invocation), None
             reuse = result.outcome in (Outcome.SUCCESS, Outcome.ERROR)
-            return self._finish(env, invocation, result, cold=cold)
+            return self._finish(env, invocation, result, cold=cold, http=http)
         finally:
             self.in_flight -= 1
             self._pool.release(config.name, env, reuse)
@@ -138,6 +204,19 @@ class InvokeService:
         invocation.deadline_ms = int(self._clock.time() * 1000) + config.timeout * 1000
         return await env.invoke(invocation, config.timeout)
 
+    async def _run_http(
+        self, env: FpmEnvironment, invocation: Invocation, event: dict[str, Any]
+    ) -> tuple[InvocationResult, HttpAnswer | None]:
+        config = env.function
+        env.begin_invocation_log(log_lines.start_line(invocation.request_id, config.version))
+        invocation.deadline_ms = int(self._clock.time() * 1000) + config.timeout * 1000
+        answer = await env.invoke_http(invocation, event, config.timeout)
+        if isinstance(answer, InvocationResult):
+            return answer, None
+        if _result_size(answer[0].body) > MAX_PAYLOAD:
+            return response_too_large(), None  # what the JSON result would have hit
+        return _HTTP_ANSWERED, answer
+
     def _finish(
         self,
         env: ExecutionEnvironment,
@@ -145,6 +224,7 @@ class InvokeService:
         result: InvocationResult,
         *,
         cold: bool,
+        http: HttpAnswer | None = None,
     ) -> InvokeResponse:
         config = env.function
         if not env.capturing:
@@ -167,7 +247,8 @@ class InvokeService:
             )
         )
         lines = env.end_invocation_log()
-        return InvokeResponse(invocation.request_id, result, config.version, log_lines.tail(lines))
+        tail = log_lines.tail(lines)
+        return InvokeResponse(invocation.request_id, result, config.version, tail, http)
 
     def _without_environment(
         self, deployed: DeployedFunction, invocation: Invocation, result: InvocationResult
@@ -185,6 +266,17 @@ class InvokeService:
         for line in lines:
             self._sink.emit(config.name, stream, now_ms, line)
         return InvokeResponse(invocation.request_id, result, config.version, log_lines.tail(lines))
+
+
+def _result_size(body: bytes) -> int:
+    """At least the size of the JSON result carrying `body` (base64 unless UTF-8)."""
+    if len(body) * 4 < MAX_PAYLOAD * 3:
+        return len(body)  # fits even as base64: no need to look at it
+    try:
+        body.decode()
+    except UnicodeDecodeError:
+        return (len(body) + 2) // 3 * 4
+    return len(body)
 
 
 def unstartable(request_id: str, exc: OSError) -> InvocationResult:

@@ -14,7 +14,10 @@ from pathlib import Path
 
 from lamina.config import Settings
 from lamina.core.models import Account
+from lamina.core.runtimes import choose
+from lamina.runtimes.php import RUNTIME_DIR as PHP_RUNTIME_DIR
 from lamina.runtimes.python import BOOTSTRAP_PATH, bootstrap_command
+from lamina.services import fpm_launch, php_launch
 from lamina.services.environment import Launch
 from lamina.services.registry import DeployedFunction
 from lamina.wire.logs import log_group, stream_name
@@ -68,14 +71,33 @@ class Launcher:
         opt = deployed.opt_root
         opt_path = str(opt) if opt else "/opt"
         stream = stream_name(config.version, time.time())
+        token = secrets.token_hex(8)
+        run_dir = self._run_root / token
+        choice = choose(config.runtime, config.layers, config.environment)
+        socket_dir: Path | None = None
         if config.is_python:
             argv = tuple(bootstrap_command(python_for(config.runtime), opt_path))
             runtime_dir = str(BOOTSTRAP_PATH.parent)
+        elif choice.kind == "php-fpm":
+            # Lamina itself is the runtime: it starts php-fpm and speaks FastCGI to it.
+            binary = fpm_launch.php_fpm_binary(choice.php_version)
+            if binary is None:
+                raise EntrypointMissing(fpm_launch.looked_for(choice.php_version))
+            socket_dir = fpm_launch.socket_dir(run_dir, token)
+            argv = fpm_launch.argv(binary, socket_dir)
+            runtime_dir = "/var/runtime"
+        elif choice.kind in php_launch.LOOP_KINDS:
+            php_argv = php_launch.command(choice)
+            if php_argv is None:
+                raise EntrypointMissing(php_launch.looked_for(choice))
+            argv = php_argv
+            runtime_dir = str(PHP_RUNTIME_DIR)
         else:
             argv = (self._find_bootstrap(task_root, opt),)
             runtime_dir = "/var/runtime"
-        run_dir = self._run_root / secrets.token_hex(8)
         env: dict[str, str] = dict(config.environment)
+        if choice.kind in php_launch.LOOP_KINDS:
+            env = {**php_launch.variables(choice, task_root, opt), **env}
         env.update(
             {
                 "LANG": "en_US.UTF-8",
@@ -91,6 +113,8 @@ class Launcher:
         )
         if config.is_python:
             env["PYTHONPATH"] = runtime_dir
+        if socket_dir is not None:
+            env["PHP_INI_SCAN_DIR"] = fpm_launch.ini_scan_dir(task_root, opt)
         env.update(self._credentials)
         env.update(
             {
@@ -118,6 +142,7 @@ class Launcher:
             opt_root=opt,
             run_dir=run_dir,
             stream=stream,
+            socket_dir=socket_dir,
         )
 
     @staticmethod

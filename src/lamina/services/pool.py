@@ -15,6 +15,7 @@ from lamina.core.errors import TooManyRequestsException
 from lamina.core.ports import RuntimeApiServer, SandboxDriver
 from lamina.core.scheduling import RATE_EXCEEDED, Ledger, choose_evictions, expired
 from lamina.services.environment import EnvState, ExecutionEnvironment
+from lamina.services.fpm import FpmEnvironment
 from lamina.services.launch import Launcher
 from lamina.services.registry import DeployedFunction
 from lamina.telemetry.logs import LogSink
@@ -97,9 +98,11 @@ class Pool:
                 )
             for victim in victims:
                 self.retire(victim)
-        env = ExecutionEnvironment(
-            deployed.config, self._launcher.launch(deployed), self._sink, deployed.key
-        )
+        launch = self._launcher.launch(deployed)
+        # The launcher gave a PHP-FPM function a socket directory: Lamina speaks FastCGI
+        # to its php-fpm instead of serving a Runtime API to a bootstrap.
+        kind = FpmEnvironment if launch.socket_dir is not None else ExecutionEnvironment
+        env = kind(deployed.config, launch, self._sink, deployed.key)
         self._live.add(env)
         self.ledger.memory_in_use_mb += memory
         self.cold_starts += 1

@@ -135,6 +135,122 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (service, stage)
     );
     """,
+    # 4: the async retry contract (event state, destinations), schedules, event invoke configs
+    """
+    -- SQLite cannot widen a CHECK constraint in place, so the events table is rebuilt.
+    CREATE TABLE events_v4 (
+        id TEXT PRIMARY KEY,
+        function_name TEXT NOT NULL,
+        qualifier TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        enqueued_at REAL NOT NULL,
+        attempts INTEGER NOT NULL,
+        status TEXT NOT NULL
+            CHECK (status IN ('pending', 'running', 'delivering', 'succeeded', 'failed', 'dead')),
+        -- epoch seconds before which the event is not claimed (retry delay, throttle backoff)
+        not_before REAL NOT NULL DEFAULT 0,
+        -- consecutive throttles/platform errors, which grow the backoff but are not attempts
+        throttles INTEGER NOT NULL DEFAULT 0,
+        updated_at REAL NOT NULL DEFAULT 0,
+        -- JSON: the last attempt's outcome, then the destination record while delivering
+        detail TEXT NOT NULL DEFAULT '{}'
+    );
+    INSERT INTO events_v4 (id, function_name, qualifier, payload, enqueued_at, attempts, status,
+                           updated_at)
+        SELECT id, function_name, qualifier, payload, enqueued_at, attempts, status, enqueued_at
+        FROM events;
+    DROP TABLE events;
+    ALTER TABLE events_v4 RENAME TO events;
+    CREATE INDEX events_by_status ON events (status, not_before, enqueued_at, id);
+    CREATE INDEX events_by_function ON events (function_name, enqueued_at, id);
+
+    -- Per function and qualifier ('' = every qualifier without its own): maximumRetryAttempts,
+    -- maximumEventAge, destinations, as JSON. Written by deploys and the event-invoke-config API.
+    CREATE TABLE event_invoke_configs (
+        function_name TEXT NOT NULL,
+        qualifier TEXT NOT NULL,
+        config TEXT NOT NULL,
+        last_modified REAL NOT NULL,
+        PRIMARY KEY (function_name, qualifier)
+    );
+
+    CREATE TABLE schedules (
+        rule TEXT PRIMARY KEY,
+        service TEXT NOT NULL,
+        stage TEXT NOT NULL,
+        function_name TEXT NOT NULL,
+        qualifier TEXT NOT NULL,
+        expression TEXT NOT NULL,
+        timezone TEXT NOT NULL,
+        enabled INTEGER NOT NULL,
+        input TEXT,
+        input_path TEXT,
+        description TEXT NOT NULL DEFAULT '',
+        -- the due time (epoch seconds) of the last firing handed to the async queue; kept
+        -- across redeploys of the same rule so a restart neither repeats nor bursts firings
+        last_fired REAL,
+        created REAL NOT NULL
+    );
+    CREATE INDEX schedules_by_stack ON schedules (service, stage);
+    """,
+    # 5: the queue service (SQS semantics) and its sqs event source mappings
+    """
+    -- attributes: SQS queue attributes (JSON, strings) that differ from the defaults.
+    -- service/stage: the stack that declared the queue; NULL when created through the API.
+    CREATE TABLE queues (
+        name TEXT PRIMARY KEY,
+        attributes TEXT NOT NULL,
+        service TEXT,
+        stage TEXT,
+        created REAL NOT NULL,
+        last_modified REAL NOT NULL
+    );
+
+    -- seq orders the queue (AUTOINCREMENT: never reused, so a FIFO SequenceNumber only grows).
+    -- receipt is the token of the newest receive; visible_at is when it may be received
+    -- (again). A message is durable once its INSERT commits: SendMessage answers after that.
+    CREATE TABLE queue_messages (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        queue TEXT NOT NULL REFERENCES queues (name) ON DELETE CASCADE,
+        id TEXT NOT NULL,
+        body TEXT NOT NULL,
+        attributes TEXT NOT NULL DEFAULT '{}',
+        system TEXT NOT NULL DEFAULT '{}',
+        sent_at REAL NOT NULL,
+        visible_at REAL NOT NULL,
+        receive_count INTEGER NOT NULL DEFAULT 0,
+        first_receive_at REAL,
+        receipt TEXT,
+        group_id TEXT,
+        dedup_id TEXT
+    );
+    CREATE INDEX queue_messages_by_visibility ON queue_messages (queue, visible_at, seq);
+    CREATE INDEX queue_messages_by_id ON queue_messages (queue, id);
+    CREATE INDEX queue_messages_by_group ON queue_messages (queue, group_id, seq);
+
+    -- FIFO deduplication ids accepted in the last five minutes, deleted messages included.
+    CREATE TABLE queue_dedup (
+        queue TEXT NOT NULL REFERENCES queues (name) ON DELETE CASCADE,
+        dedup_id TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        expires REAL NOT NULL,
+        PRIMARY KEY (queue, dedup_id)
+    );
+
+    -- A stack's sqs events; queue is a name (the queue may not exist yet).
+    CREATE TABLE event_source_mappings (
+        uuid TEXT PRIMARY KEY,
+        service TEXT NOT NULL,
+        stage TEXT NOT NULL,
+        function_name TEXT NOT NULL,
+        qualifier TEXT,
+        queue TEXT NOT NULL,
+        config TEXT NOT NULL,
+        created REAL NOT NULL
+    );
+    CREATE INDEX event_source_mappings_by_stack ON event_source_mappings (service, stage);
+    """,
 )
 
 

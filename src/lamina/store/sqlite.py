@@ -17,14 +17,7 @@ from pathlib import Path
 
 import orjson
 
-from lamina.core.models import (
-    LATEST,
-    EventStatus,
-    FunctionConfig,
-    LayerVersion,
-    LogEvent,
-    QueuedEvent,
-)
+from lamina.core.models import LATEST, FunctionConfig, LayerVersion, LogEvent
 from lamina.store.migrations import migrate, transaction
 
 BUSY_TIMEOUT_MS = 5_000
@@ -36,7 +29,6 @@ _FUNCTION_COLUMNS = (
 _LAYER_COLUMNS = (
     "name, version, code_sha256, code_size, description, compatible_runtimes, created_date"
 )
-_EVENT_COLUMNS = "id, function_name, qualifier, payload, enqueued_at, attempts, status"
 
 
 class SqliteStore:
@@ -135,54 +127,6 @@ class SqliteStore:
             ).fetchall()
         return [_layer(row) for row in rows]
 
-    # the asynchronous invocation queue
-
-    def enqueue_event(self, event: QueuedEvent) -> None:
-        e = event
-        with self.transaction() as conn:
-            conn.execute(
-                f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    e.id,
-                    e.function_name,
-                    e.qualifier,
-                    e.payload,
-                    e.enqueued_at,
-                    e.attempts,
-                    e.status,
-                ),
-            )
-
-    def claimable_events(self, limit: int) -> list[QueuedEvent]:
-        # 'running' rows are claimable too: only a process that died mid-invocation leaves
-        # them behind, and their invocations must run again after a restart.
-        with self.transaction(write=False) as conn:
-            rows = conn.execute(
-                f"SELECT {_EVENT_COLUMNS} FROM events WHERE status IN ('pending', 'running') "
-                "ORDER BY enqueued_at, id LIMIT ?",
-                (limit,),
-            ).fetchall()
-        return [_event(row) for row in rows]
-
-    def set_event_status(self, event_id: str, status: EventStatus, attempts: int) -> None:
-        with self.transaction() as conn:
-            updated = conn.execute(
-                "UPDATE events SET status = ?, attempts = ? WHERE id = ?",
-                (status, attempts, event_id),
-            ).rowcount
-            if updated == 0:
-                raise KeyError(f"event {event_id!r} is not in the queue")
-
-    def list_events(self, status: EventStatus | None = None) -> list[QueuedEvent]:
-        query = f"SELECT {_EVENT_COLUMNS} FROM events"
-        params: tuple[str, ...] = ()
-        if status is not None:
-            query += " WHERE status = ?"
-            params = (status,)
-        with self.transaction(write=False) as conn:
-            rows = conn.execute(query + " ORDER BY enqueued_at, id", params).fetchall()
-        return [_event(row) for row in rows]
-
     # logs
 
     def append_logs(self, events: Sequence[LogEvent]) -> None:
@@ -232,10 +176,6 @@ def _log(row: sqlite3.Row) -> tuple[int, LogEvent]:
     fields = dict(row)
     log_id = fields.pop("id")
     return log_id, LogEvent(**fields)
-
-
-def _event(row: sqlite3.Row) -> QueuedEvent:
-    return QueuedEvent(**dict(row))
 
 
 def insert_function(conn: sqlite3.Connection, config: FunctionConfig) -> None:

@@ -13,9 +13,10 @@ Defaults are Serverless's, not Lambda's: 1024 MB, 6 seconds, stage `dev`, region
 Keys Serverless knows but Lamina does not apply are accepted; those a user would miss
 (`resources`, event types not supported yet, authorizers) become warnings, never silent
 drops. Keys Serverless does not know become warnings with a suggestion, or errors under
-`configValidationMode: error`, as in Serverless. PHP runtimes (Bref's `php-8x[-fpm|-console]`
-shorthands and `${bref:layer.*}` layers) are part of the model; until Lamina ships them, a
-function using one gets a `Service.blockers` entry, which stops a deploy but not `info`.
+`configValidationMode: error`, as in Serverless. PHP runtimes are Bref's: the plugin's
+`php-8x[-fpm|-console]` shorthands become `provided.al2` plus a marker layer for Lamina's
+built-in runtime of that name, as the plugin does with its layers, and `${bref:layer.*}`
+layers resolve to the same markers (see `core.runtimes`).
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ from lamina.core.validation import (
     RESERVED_ENV,
     TIMEOUT_RANGE,
 )
+from lamina.wire import serverless_queues as queue_specs
+from lamina.wire import serverless_triggers as triggers
+from lamina.wire.deployment import AsyncConfig, QueueSpec, ScheduleTrigger, SqsTrigger
 
 DEFAULT_STAGE = "dev"
 DEFAULT_REGION = "us-east-1"
@@ -55,7 +59,7 @@ STAGE_NAME = re.compile(r"[a-zA-Z0-9-]+")
 FUNCTION_KEY = re.compile(r"[a-zA-Z0-9-_]+")
 
 # Bref's runtime shorthands (v2 and v3); the Bref plugin turns them into `provided.al2*`
-# plus a PHP layer, Lamina into its built-in PHP runtimes once those exist.
+# plus a PHP layer, Lamina into `provided.al2` plus the marker of its built-in runtime.
 PHP_RUNTIME = re.compile(r"php-(?:7[0-9]|8[0-9])(?:-fpm|-console)?")
 # `${bref:layer.php-82}` resolves to this prefix plus the layer name (see wire.variables).
 RUNTIME_LAYER_PREFIX = "arn:lamina:runtime:"
@@ -79,7 +83,7 @@ ROOT_KEYS = frozenset(
         "service frameworkVersion provider functions layers package plugins custom resources "
         "useDotenv configValidationMode deprecationNotificationMode disabledDeprecations "
         "variablesResolutionMode unresolvedVariablesNotificationMode params stages outputs "
-        "app org console dashboard bref constructs"
+        "app org console dashboard bref constructs queues"
     )
 )
 
@@ -133,12 +137,13 @@ ALB_CONDITION_KEYS = frozenset({"path", "method", "host", "header", "query", "ip
 # Serverless v3's other event types: recognised, applied by a later Lamina release.
 LATER_EVENTS = frozenset(
     _words(
-        "schedule sqs sns s3 stream websocket eventBridge cloudwatchEvent cloudwatchLog "
+        "sns s3 stream websocket eventBridge cloudwatchEvent cloudwatchLog "
         "cognitoUserPool alexaSkill alexaSmartHome iot iotFleetProvisioning kafka msk "
         "activemq rabbitmq cloudFront"
     )
 )
 ROUTE_EVENTS = frozenset({"http", "httpApi", "alb"})
+TRIGGER_EVENTS = frozenset({"schedule", "sqs"})  # read by `wire.serverless_triggers`
 
 VALIDATION_MODES = ("warn", "error", "off")
 UNRESOLVED_HINT = " (variables are not resolved yet)"
@@ -196,6 +201,9 @@ class FunctionSpec:
     routes: tuple[Route, ...] = ()
     package: PackageSpec = PackageSpec()
     architecture: str = "x86_64"
+    schedules: tuple[ScheduleTrigger, ...] = ()
+    sqs: tuple[SqsTrigger, ...] = ()
+    async_config: AsyncConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +213,7 @@ class Service:
     region: str
     functions: dict[str, FunctionSpec]
     layers: dict[str, LayerDefinition] = field(default_factory=dict)
+    queues: tuple[QueueSpec, ...] = ()
     package: PackageSpec = PackageSpec()
     version_functions: bool = True
     use_dotenv: bool = False
@@ -1108,10 +1117,12 @@ def _events(
             route = _http_api_event(r, event, event_path, ctx)
         elif kind == "alb":
             route = _alb_event(r, event, event_path, ctx)
+        elif kind in TRIGGER_EVENTS:
+            pass
         elif kind in LATER_EVENTS:
             r.warn(event_path, f"{kind} events are not supported yet; this event is ignored")
         else:
-            known = sorted(ROUTE_EVENTS | LATER_EVENTS)
+            known = sorted(ROUTE_EVENTS | TRIGGER_EVENTS | LATER_EVENTS)
             close = difflib.get_close_matches(str(kind), known, n=1, cutoff=0.6)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             r.strict_warn(event_path, f"unknown event type, ignored{hint}")
@@ -1146,23 +1157,7 @@ class _Scope:
     stage: str
     defaults: _Defaults
     own_layers: Mapping[str, str]  # logical id -> layer key
-
-
-def _php_runtime(runtime: str, layers: tuple[str, ...]) -> str | None:
-    """The PHP runtime a function asks for: Bref's shorthand, or `${bref:layer.*}` layers
-    (Bref 0.5-2 put `php-74` and `console` side by side for the console runtime)."""
-    if PHP_RUNTIME.fullmatch(runtime):
-        return runtime
-    names = [a.removeprefix(RUNTIME_LAYER_PREFIX).removeprefix("arm-") for a in layers]
-    names = [n for n, a in zip(names, layers, strict=True) if is_runtime_layer(a)]
-    php = next((n for n in names if n.startswith("php-")), None)
-    if php is None:
-        return names[0] if names else None
-    return f"{php}-console" if "console" in names and php.count("-") == 1 else php
-
-
-def is_runtime_layer(arn: str) -> bool:
-    return arn.startswith(RUNTIME_LAYER_PREFIX)
+    queues: queue_specs.Queues = field(default_factory=queue_specs.Queues)
 
 
 def _handler(r: _Report, fn: Mapping[Any, Any], path: Path) -> str | None:
@@ -1257,6 +1252,7 @@ def _function(
             http_api_cors=defaults.http_api_cors,
         )
         routes = _events(r, fn, path, ctx)
+    found = triggers.function_triggers(r, fn, path, scope.queues, r.document.resolved)
 
     if r.problem_count > before or name is None or handler is None or runtime is None:
         return None, []
@@ -1275,24 +1271,21 @@ def _function(
         routes=tuple(route for _, route in routes),
         package=package,
         architecture=architecture or defaults.architecture,
+        schedules=found.schedules,
+        sqs=found.sqs,
+        async_config=found.async_config,
     )
-    return _php(r, spec, path), routes
+    return _php(spec), routes
 
 
-def _php(r: _Report, spec: FunctionSpec, path: Path) -> FunctionSpec:
-    wanted = _php_runtime(spec.runtime, spec.layers)
-    if wanted is None:
+def _php(spec: FunctionSpec) -> FunctionSpec:
+    """What Bref's plugin does to `runtime: php-82-fpm`: the function runs on `provided.al2`
+    with the runtime's layer first. Lamina's layer is a marker (`arn:lamina:runtime:`) for
+    its built-in runtime; `${bref:layer.*}` layers already are such markers."""
+    if not PHP_RUNTIME.fullmatch(spec.runtime):
         return spec
-    if wanted in RUNTIMES:
-        # Lamina's own PHP runtime replaces Bref's layer.
-        layers = tuple(a for a in spec.layers if not is_runtime_layer(a))
-        return replace(spec, runtime=wanted, layers=layers)
-    r.block(
-        path,
-        f"PHP runtimes are not available in Lamina yet (this function asks for {wanted}); "
-        "it cannot be deployed until they are",
-    )
-    return spec
+    marker = RUNTIME_LAYER_PREFIX + spec.runtime
+    return replace(spec, runtime="provided.al2", layers=(marker, *spec.layers))
 
 
 # --- the service -----------------------------------------------------------------------------
@@ -1347,8 +1340,6 @@ def _root_settings(r: _Report, root: Mapping[Any, Any]) -> None:
         if values is not None and not isinstance(values, Mapping):
             r.problem(("params", stage), "must be a map of parameter names to values", values)
     _plugins(r, root)
-    if root.get("resources") is not None:
-        r.warn(("resources",), "CloudFormation resources are not created by Lamina; ignored")
     if root.get("constructs") is not None:
         r.warn(("constructs",), "Lift constructs are not supported yet; ignored")
 
@@ -1398,13 +1389,19 @@ def build_service(
     functions: dict[str, FunctionSpec] = {}
     routes: list[tuple[Path, Route]] = []
     functions_map = _mapping(r, root, "functions", ())
-    scope = _Scope(service=service, stage=chosen_stage, defaults=defaults, own_layers=own)
+    queues = queue_specs.service_queues(
+        r, root, service, chosen_stage, chosen_region or DEFAULT_REGION
+    )
+    scope = _Scope(
+        service=service, stage=chosen_stage, defaults=defaults, own_layers=own, queues=queues
+    )
     for key in functions_map or {}:
         spec, located = _function(r, functions_map or {}, key, scope)
         if spec is not None:
             functions[spec.key] = spec
             routes.extend(located)
     _route_conflicts(r, routes)
+    functions = triggers.resolve_targets(functions, queues)
 
     if r.problem_count or service is None:
         raise ServerlessConfigError(r.problems, r.warnings)
@@ -1414,6 +1411,7 @@ def build_service(
         region=chosen_region or DEFAULT_REGION,
         functions=functions,
         layers=layers,
+        queues=queues.specs,
         package=package,
         version_functions=version_functions,
         use_dotenv=bool(use_dotenv),

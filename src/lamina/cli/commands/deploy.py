@@ -76,6 +76,9 @@ def deployment_spec(service: Service, packages: Packages) -> wire.DeploymentSpec
             reserved_concurrency=spec.reserved_concurrency,
             provisioned_concurrency=spec.provisioned_concurrency,
             routes=spec.routes,
+            schedules=spec.schedules,
+            sqs=spec.sqs,
+            async_config=spec.async_config,
         )
         for spec in service.functions.values()
     )
@@ -96,6 +99,7 @@ def deployment_spec(service: Service, packages: Packages) -> wire.DeploymentSpec
         functions=functions,
         layers=layers,
         version_functions=service.version_functions,
+        queues=service.queues,
     )
 
 
@@ -188,6 +192,8 @@ def _deploy_service(state: CliState, config: Path | None, options: Options) -> N
     if sent:
         state.out.print(Text(f"Uploaded {sent} of {len(packages.bundles())} bundles", "dim"))
     result = client.create_deployment(wire.to_json(deployment_spec(service, packages)))
+    for warning in result.get("warnings") or []:
+        state.warn(str(warning))
     elapsed = time.monotonic() - started
     state.out.print(
         Text(f"✔ Service deployed to stage {service.stage} ({elapsed:.1f}s)", "green"),

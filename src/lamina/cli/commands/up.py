@@ -58,6 +58,20 @@ def up(
             "(env LAMINA_INIT_TIMEOUT; default 10)"
         ),
     ] = None,
+    async_retry_delay: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds before a failed async event's first retry, doubled for the second "
+            "(env LAMINA_ASYNC_RETRY_DELAY; default 60)"
+        ),
+    ] = None,
+    sandbox: Annotated[
+        str | None,
+        typer.Option(
+            help="Sandbox driver: auto (linux where the machine allows it), linux or plain "
+            "(env LAMINA_SANDBOX; default auto)"
+        ),
+    ] = None,
 ) -> None:
     """Start Lamina: the HTTP gateway, the control API and the functions' runtimes."""
     try:
@@ -72,15 +86,18 @@ def up(
             concurrency=concurrency,
             memory_budget=memory_budget,
             init_timeout=init_timeout,
+            async_retry_delay=async_retry_delay,
+            sandbox=sandbox,
         )
     except ValueError as exc:
         raise CliError(str(exc)) from None
     # Imported here, not at the top, so that the other commands start without the server.
     from lamina.app import AlreadyRunning, run
+    from lamina.sandbox import SandboxUnavailable
 
     try:
         run(settings)
-    except AlreadyRunning as exc:
+    except (AlreadyRunning, SandboxUnavailable, ValueError) as exc:
         raise CliError(str(exc)) from None
     except OSError as exc:
         # Typically the port is taken: say which, without a traceback.

@@ -1,0 +1,303 @@
+"""Inside the nursery's children: how a seed becomes an execution environment's sandbox.
+
+A seed is made ahead of time, off the invocation path, in two processes:
+
+    S  forked by the nursery: joins its cgroup slot, unshares the mount, pid, ipc and uts
+       namespaces, forks R, tells the nursery and Lamina R's pid (Lamina also gets a
+       pidfd), and exits; R is then the nursery's child (it is their subreaper).
+    R  pid 1 of the new pid namespace: builds the function's file system on a tmpfs
+       (read-only system, /proc, /dev, private /tmp) and pivots into it, then waits for
+       Lamina's start message: it mounts the function's code at /var/task and its layers
+       at /opt (trees Lamina opened with open_tree), makes the root read-only, becomes
+       uid 993 with no capabilities, no_new_privs and the seccomp filter, and execs the
+       runtime, which so is the sandbox's pid 1 (as in a container without --init).
+
+When the runtime exits, the kernel kills whatever is left in its pid namespace; the
+nursery reaps it and sends its wait status on the seed's control socket. Starting an
+environment costs one message and a handful of system calls in R. Messages travel on the
+seed's SOCK_SEQPACKET control socket as JSON, with descriptors. Stdlib only: this runs in
+the nursery's interpreter, never imports Lamina's services.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import resource
+import signal
+import socket
+import struct
+import traceback
+from collections.abc import Mapping, Sequence
+from typing import Any, NoReturn
+
+from lamina.sandbox import syscalls as sc
+
+NAMESPACES = sc.CLONE_NEWNS | sc.CLONE_NEWPID | sc.CLONE_NEWIPC | sc.CLONE_NEWUTS
+MAX_MESSAGE = 1 << 20
+NOFILE = 1024  # Lambda's file descriptor limit
+DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+# /proc entries that describe the host rather than the sandbox (as Docker masks them).
+PROC_HIDDEN_FILES = ("kcore", "keys", "timer_list", "sched_debug", "latency_stats", "kmsg")
+PROC_HIDDEN_DIRS = ("acpi", "scsi")
+PROC_READ_ONLY = ("bus", "fs", "irq", "sys", "sysrq-trigger")
+RO = sc.MOUNT_ATTR_RDONLY | sc.MOUNT_ATTR_NOSUID | sc.MOUNT_ATTR_NODEV
+SIOCSIFFLAGS = 0x8914
+IFF_UP_LOOPBACK_RUNNING = 0x1 | 0x8 | 0x40
+
+Config = Mapping[str, Any]
+
+
+def send(ctl: socket.socket, message: Mapping[str, Any], fds: Sequence[int] = ()) -> None:
+    socket.send_fds(ctl, [json.dumps(message).encode()], list(fds))
+
+
+def receive(ctl: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
+    """The next message and its descriptors; (None, []) at end of stream."""
+    data, fds, _, _ = socket.recv_fds(ctl, MAX_MESSAGE, 32)
+    if not data:
+        for fd in fds:
+            os.close(fd)
+        return None, []
+    message: dict[str, Any] = json.loads(data)
+    return message, fds
+
+
+def _fail(ctl: socket.socket, where: str) -> NoReturn:
+    with contextlib.suppress(OSError):
+        send(ctl, {"error": f"{where}: {traceback.format_exc(limit=-3).strip()}"})
+    os._exit(1)
+
+
+# S: the seed's first process
+
+
+def seed(config: Config, ctl: socket.socket, procs_files: Sequence[str], tell: int) -> NoReturn:
+    """Run in a fresh child of the nursery; never returns. `tell` is a pipe to the nursery,
+    which learns there whose exit status to report on `ctl`."""
+    try:
+        for path in procs_files:
+            _write(path, "0")  # this process, and so everything it starts, into the slot
+        sc.unshare(NAMESPACES)
+        sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
+        child = os.fork()
+        if child == 0:
+            os.close(tell)
+            _runtime(config, ctl)
+        os.write(tell, struct.pack("=i", child))
+        pidfd = os.pidfd_open(child)
+        send(ctl, {"pid": child}, [pidfd])
+    except BaseException:
+        _fail(ctl, "seed")
+    os._exit(0)
+
+
+def build_root(config: Config) -> None:
+    """The function's file system on a fresh tmpfs, then pivot into it."""
+    root = str(config["root"])
+    sc.mount("tmpfs", root, "tmpfs", sc.MS_NOSUID | sc.MS_NODEV, "mode=0755,size=4m")
+    _dev(root)
+    _proc(root)
+    # /tmp before the binds: Lamina's own files may live under the host's /tmp (tests do).
+    os.makedirs(f"{root}/tmp")
+    sc.mount(
+        "tmpfs",
+        f"{root}/tmp",
+        "tmpfs",
+        sc.MS_NOSUID | sc.MS_NODEV,
+        f"mode=1777,size={int(config['tmp_bytes'])}",
+    )
+    os.makedirs(f"{root}/var/task")
+    os.makedirs(f"{root}/opt")
+    _etc_files(root, config)
+    for source, target in config["binds"]:
+        bind(source, root + target, RO)
+    for target, path in config["symlinks"]:
+        os.makedirs(os.path.dirname(root + path), exist_ok=True)
+        os.symlink(target, root + path)
+    for hidden in config["masks"]:
+        flags = sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV
+        sc.mount("tmpfs", root + hidden, "tmpfs", flags, "size=0")
+    sc.sethostname(str(config["hostname"]))
+    os.chdir(root)
+    sc.pivot_root(".", ".")
+    sc.umount2(".", sc.MNT_DETACH)
+    os.chdir("/")
+
+
+def bind(source: str, target: str, attributes: int) -> None:
+    if os.path.isdir(source):
+        os.makedirs(target, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with open(target, "a"):
+            pass
+    tree = sc.open_tree(source, attributes)
+    try:
+        sc.move_mount(tree, target)
+    finally:
+        os.close(tree)
+
+
+def _etc_files(root: str, config: Config) -> None:
+    # Lambda's sandbox user, so that getpwuid() and `whoami` answer; no host accounts leak.
+    uid, gid, user = int(config["uid"]), int(config["gid"]), str(config["user"])
+    os.makedirs(f"{root}/etc", exist_ok=True)
+    with open(f"{root}/etc/passwd", "w") as handle:
+        handle.write(
+            "root:x:0:0:root:/root:/sbin/nologin\n"
+            f"{user}:x:{uid}:{gid}::/tmp:/sbin/nologin\n"
+            "nobody:x:65534:65534:nobody:/:/sbin/nologin\n"
+        )
+    with open(f"{root}/etc/group", "w") as handle:
+        handle.write(f"root:x:0:\n{user}:x:{gid}:\nnobody:x:65534:\n")
+
+
+def _dev(root: str) -> None:
+    dev = f"{root}/dev"
+    os.makedirs(dev)
+    sc.mount("tmpfs", dev, "tmpfs", sc.MS_NOSUID | sc.MS_NOEXEC, "mode=0755,size=64k")
+    for name in DEVICES:
+        with open(f"{dev}/{name}", "a"):
+            pass
+        _bind_nosuid(f"/dev/{name}", f"{dev}/{name}")
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0")):
+        os.symlink(target, f"{dev}/{name}")
+    os.symlink("/proc/self/fd/1", f"{dev}/stdout")
+    os.symlink("/proc/self/fd/2", f"{dev}/stderr")
+    os.makedirs(f"{dev}/shm")
+    sc.mount("tmpfs", f"{dev}/shm", "tmpfs", sc.MS_NOSUID | sc.MS_NODEV, "mode=1777,size=64m")
+
+
+def _proc(root: str) -> None:
+    proc = f"{root}/proc"
+    os.makedirs(proc)
+    # This process is pid 1 of the new pid namespace: the new /proc shows only the sandbox.
+    sc.mount("proc", proc, "proc", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
+    for name in PROC_HIDDEN_FILES:
+        if os.path.exists(f"{proc}/{name}"):
+            _bind_nosuid(f"{root}/dev/null", f"{proc}/{name}")
+    for name in PROC_HIDDEN_DIRS:
+        if os.path.isdir(f"{proc}/{name}"):
+            flags = sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV
+            sc.mount("tmpfs", f"{proc}/{name}", "tmpfs", flags, "size=0")
+    for name in PROC_READ_ONLY:
+        if os.path.exists(f"{proc}/{name}"):
+            bind(f"{proc}/{name}", f"{proc}/{name}", RO | sc.MOUNT_ATTR_NOEXEC)
+
+
+def _bind_nosuid(source: str, target: str) -> None:
+    # Every mount in the sandbox is nosuid; a bind takes its flags only from a remount.
+    sc.mount(source, target, None, sc.MS_BIND)
+    sc.mount(None, target, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_NOSUID)
+
+
+# R: the sandbox's pid 1, until it execs the runtime
+
+
+def _runtime(config: Config, ctl: socket.socket) -> NoReturn:
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        build_root(config)  # pid 1 of the new pid namespace: its /proc is the sandbox's
+        os.setsid()
+        sc.drop_bounding_set()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        tmp_bytes = int(config["tmp_bytes"])
+        resource.setrlimit(resource.RLIMIT_FSIZE, (tmp_bytes, tmp_bytes))
+        for number in (signal.SIGINT, signal.SIGPIPE, signal.SIGXFSZ):
+            signal.signal(number, signal.SIG_DFL)
+        send(ctl, {"ready": True})
+        message, fds = receive(ctl)
+    except BaseException:
+        _fail(ctl, "sandbox runtime")
+    if message is None:
+        os._exit(0)  # Lamina is gone
+    try:
+        start(config, ctl, message, fds)
+    except BaseException as exc:
+        _report_failure(fds[1], exc)
+    os._exit(127)
+
+
+def start(config: Config, ctl: socket.socket, message: Mapping[str, Any], fds: list[int]) -> None:
+    """Mount the function's directories, lock the sandbox down and exec the runtime."""
+    log_fd = fds[0]
+    for target, index in message["mounts"]:
+        if not os.path.exists(target):
+            os.makedirs(target)
+        sc.move_mount(fds[index], target)
+        os.close(fds[index])
+    sc.mount(
+        None, "/", None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV
+    )
+    if message["network"] == "none":
+        _private_network(ctl, int(message["api_port"]))
+    os.chdir(message["cwd"])
+    uid, gid = int(config["uid"]), int(config["gid"])
+    os.setgroups([])
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)  # empties the effective and permitted capability sets
+    sc.clear_capabilities()
+    sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+    sc.load_seccomp(base64.b64decode(config["seccomp"]))
+    null = os.open("/dev/null", os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    sc.cloexec_from(3)  # the exec-status pipe closes on a successful exec
+    argv: list[str] = list(message["argv"])
+    env: dict[str, str] = dict(message["env"])
+    try:
+        os.execve(_executable(argv[0], env), argv, env)
+    except OSError as exc:
+        raise ExecFailed(exc.errno or 0, exc.strerror or str(exc), argv[0]) from None
+
+
+class ExecFailed(OSError):
+    """The runtime's executable could not be run (Lambda: Runtime.InvalidEntrypoint)."""
+
+
+def _private_network(ctl: socket.socket, port: int) -> None:
+    """A network namespace with only loopback, where Lamina listens on the Runtime API's
+    port (it forwards to the real endpoint)."""
+    sc.unshare(sc.CLONE_NEWNET)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        import fcntl
+
+        fcntl.ioctl(probe, SIOCSIFFLAGS, struct.pack("16sH", b"lo", IFF_UP_LOOPBACK_RUNNING))
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", port))
+    listener.listen(64)
+    send(ctl, {"net": True}, [listener.fileno()])
+    listener.close()
+
+
+def _executable(name: str, env: Mapping[str, str]) -> str:
+    if "/" in name:
+        return name
+    for folder in env.get("PATH", "/usr/bin:/bin").split(":"):
+        candidate = f"{folder or '.'}/{name}"
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return name
+
+
+def _report_failure(fd: int, exc: BaseException) -> None:
+    """Tell Lamina, on the exec-status pipe, why the runtime was not started."""
+    if isinstance(exc, ExecFailed):
+        report = {"errno": exc.errno, "strerror": exc.strerror, "filename": exc.filename}
+    else:
+        report = {"error": traceback.format_exc(limit=-3).strip()}
+    with contextlib.suppress(OSError):
+        os.write(fd, json.dumps(report).encode())
+
+
+def _write(path: str, value: str) -> None:
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.write(fd, value.encode())
+    finally:
+        os.close(fd)

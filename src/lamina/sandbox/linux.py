@@ -1,0 +1,432 @@
+"""The Linux sandbox driver: every execution environment in its own namespaces and cgroup.
+
+Sandboxes are prepared ahead of time (see jail.py): a *seed* is a pair of processes already
+in their cgroup slot, their namespaces and their pivoted, read-only file system, waiting for
+a function. Starting an environment takes a ready seed, sets the slot's limits, hands the
+seed the function's code and layers as mount trees (open_tree) and its remapped argv and
+environment, and waits until the runtime has been exec'd. The pool refills in the
+background.
+
+The runtime is the sandbox's pid 1: when it dies, the kernel kills every process the
+function started in its pid namespace. The nursery reaps it and reports its wait status on
+the seed's control socket; the socket's end of stream means the environment is gone. A
+pidfd makes the kill race-free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lamina.core.ports import SandboxSpec
+from lamina.sandbox import cgroups, jail, nursery, rootfs
+from lamina.sandbox import syscalls as sc
+from lamina.sandbox.forward import Forwarder
+from lamina.sandbox.remap import OPT, TASK, remap
+
+log = logging.getLogger("lamina.sandbox")
+
+POOL_SIZE = 2  # seeds kept ready: a burst beyond it waits a few ms per extra seed
+START_TIMEOUT_S = 10.0
+RELEASE_TRIES = 100
+RO = sc.MOUNT_ATTR_RDONLY | sc.MOUNT_ATTR_NOSUID | sc.MOUNT_ATTR_NODEV
+RW = sc.MOUNT_ATTR_NOSUID | sc.MOUNT_ATTR_NODEV
+
+
+class SandboxError(Exception):
+    """The sandbox itself failed (a platform fault, not the function's)."""
+
+
+class Seed:
+    """Lamina's side of one prepared sandbox: its control socket, pid 1 and cgroup slot."""
+
+    def __init__(self, ctl: socket.socket, slot: cgroups.Slot) -> None:
+        self.ctl = ctl
+        self.slot = slot
+        self.pid = 0  # the sandbox's pid 1 (the runtime, once started), as the host sees it
+        self.pidfd = -1
+        self.status: int | None = None  # its wait status, reported by the nursery
+        loop = asyncio.get_running_loop()
+        self.ready: asyncio.Future[None] = loop.create_future()
+        self.gone: asyncio.Future[None] = loop.create_future()
+        self.forwarder: Forwarder | None = None
+        self.api_address = ""
+        self.reserved = False  # taken by a start() while still preparing
+        self.on_gone: list[Callable[[], None]] = []
+        self._saw_ready = False
+        ctl.setblocking(False)
+        loop.add_reader(ctl.fileno(), self._on_message)
+
+    def __repr__(self) -> str:
+        state = "gone" if self.gone.done() else "ready" if self.ready.done() else "preparing"
+        return f"<Seed pid={self.pid} {self.slot.name} {state}>"
+
+    def _on_message(self) -> None:
+        while True:
+            try:
+                message, fds = jail.receive(self.ctl)
+            except BlockingIOError:
+                return
+            except OSError:
+                message, fds = None, []
+            if message is None:
+                asyncio.get_running_loop().remove_reader(self.ctl.fileno())
+                self._ended()
+                return
+            self._handle(message, fds)
+
+    def _handle(self, message: dict[str, Any], fds: list[int]) -> None:
+        if "pid" in message:
+            self.pid, self.pidfd = int(message["pid"]), fds[0]
+        elif message.get("ready"):
+            self._saw_ready = True
+        elif "net" in message:
+            self.forwarder = Forwarder(socket.socket(fileno=fds[0]), self.api_address)
+        elif "exit" in message:
+            self.status = int(message["exit"])
+        elif "error" in message:
+            log.error("sandbox: %s", message["error"])
+            self._fail(str(message["error"]).splitlines()[-1])
+        if self._saw_ready and self.pid and not self.ready.done():
+            self.ready.set_result(None)
+
+    def _fail(self, reason: str) -> None:
+        if not self.ready.done():
+            self.ready.set_exception(SandboxError(reason))
+            self.ready.exception()  # retrieved here: a failed spare seed is not an error
+
+    def _ended(self) -> None:
+        """Every end of the control socket but ours is closed: the runtime has exec'd and
+        exited, and the nursery, which reaped the sandbox's pid 1, has reported on it."""
+        if self.status is None:
+            # Nobody reported (the nursery itself died): leave nothing running behind.
+            self.kill()
+        self._fail("the sandbox ended before it was ready")
+        if not self.gone.done():
+            self.gone.set_result(None)
+
+    def send(self, message: dict[str, Any], fds: list[int]) -> None:
+        jail.send(self.ctl, message, fds)
+
+    def kill(self) -> None:
+        if self.pidfd >= 0 and not self.gone.done():
+            with contextlib.suppress(ProcessLookupError, OSError):
+                signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+        self.slot.kill()
+
+    def close(self) -> None:
+        if self.forwarder is not None:
+            self.forwarder.close()
+        if self.pidfd >= 0:
+            os.close(self.pidfd)
+            self.pidfd = -1
+        self.ctl.close()
+
+
+class LinuxProcess:
+    """A started execution environment (the SandboxProcess port)."""
+
+    __slots__ = ("_exited", "_limit_mb", "_peak_mb", "_seed")
+
+    def __init__(self, seed: Seed, memory_mb: int) -> None:
+        self._seed = seed
+        self._limit_mb = memory_mb
+        self._peak_mb = 0
+        self._exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        seed.on_gone.append(self._on_gone)
+
+    def __repr__(self) -> str:
+        return f"<LinuxProcess pid={self.pid} {self._seed.slot.name} returncode={self.returncode}>"
+
+    @property
+    def pid(self) -> int:
+        return self._seed.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self._exited.result() if self._exited.done() else None
+
+    def _on_gone(self) -> None:
+        self._peak_mb = self.memory_used_mb()
+        status = self._seed.status
+        # No status: pid 1 itself was killed (a timeout, a stop, the OOM killer).
+        code = os.waitstatus_to_exitcode(status) if status is not None else -signal.SIGKILL
+        if not self._exited.done():
+            self._exited.set_result(code)
+
+    async def wait_exit(self) -> int:
+        return await asyncio.shield(self._exited)
+
+    def kill(self) -> None:
+        self._seed.kill()
+
+    def memory_used_mb(self) -> int:
+        if self._exited.done():
+            return self._peak_mb
+        peak = (self._seed.slot.peak_bytes() + (1 << 20) - 1) >> 20
+        self._peak_mb = max(self._peak_mb, min(peak, self._limit_mb))
+        return self._peak_mb
+
+
+class LinuxSandboxDriver:
+    name = "linux"
+
+    def __init__(self, config: dict[str, Any], tree: cgroups.Tree, pool_size: int = POOL_SIZE):
+        self._config = config
+        self._tree = tree
+        self._pool_size = pool_size
+        self._nursery: subprocess.Popen[bytes] | None = None
+        self._control: socket.socket | None = None
+        self._ready: deque[Seed] = deque()
+        self._preparing: set[Seed] = set()
+        self._free: list[cgroups.Slot] = []
+        self.started = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"<LinuxSandboxDriver {self._tree.layout.version} ready={len(self._ready)} "
+            f"preparing={len(self._preparing)} started={self.started}>"
+        )
+
+    def statistics(self) -> dict[str, object]:
+        return {
+            "driver": self.name,
+            "cgroup": self._tree.layout.version,
+            "seeds_ready": len(self._ready),
+            "seeds_preparing": len(self._preparing),
+            "free_slots": len(self._free),
+            "started": self.started,
+        }
+
+    def remaps_paths(self) -> bool:
+        return True
+
+    # the seed pool
+
+    def warm_soon(self) -> None:
+        """Fill the pool as soon as the event loop runs, so the first cold start finds it."""
+        with contextlib.suppress(RuntimeError):
+            asyncio.get_running_loop().call_soon(self.warm)
+
+    def warm(self) -> None:
+        """Start the nursery and fill the pool (also done by the first start)."""
+        if self._control is None:
+            self._spawn_nursery()
+        self._refill()
+
+    def _spawn_nursery(self) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        script = nursery.__file__
+        self._nursery = subprocess.Popen(
+            [sys.executable, "-I", "-S", script, str(theirs.fileno())],
+            pass_fds=[theirs.fileno()],
+            env={},
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C at the terminal is Lamina's to handle
+        )
+        theirs.close()
+        self._control = ours
+        jail.send(ours, self._config)
+
+    def _refill(self) -> None:
+        while len(self._ready) + len(self._preparing) < self._pool_size:
+            self._prepare()
+
+    def _prepare(self) -> Seed:
+        assert self._control is not None
+        slot = self._free.pop() if self._free else self._tree.new_slot()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            jail.send(self._control, {"op": "seed", "procs": slot.procs_files}, [theirs.fileno()])
+        finally:
+            theirs.close()
+        seed = Seed(ours, slot)
+        self._preparing.add(seed)
+        seed.ready.add_done_callback(lambda _: self._on_prepared(seed))
+        seed.gone.add_done_callback(lambda _: self._on_gone(seed))
+        return seed
+
+    def _on_prepared(self, seed: Seed) -> None:
+        self._preparing.discard(seed)
+        if seed.ready.exception() is None and not seed.reserved:
+            self._ready.append(seed)
+
+    def _on_gone(self, seed: Seed) -> None:
+        self._preparing.discard(seed)
+        if seed in self._ready:
+            self._ready.remove(seed)
+        for callback in seed.on_gone:
+            callback()
+        self.release(seed)
+
+    async def _take(self) -> Seed:
+        if self._control is None:
+            self._spawn_nursery()
+        seed = self._ready.popleft() if self._ready else None
+        if seed is None:
+            seed = self._prepare()
+            seed.reserved = True
+            self._preparing.discard(seed)  # not a spare: the pool still wants its own
+            self._refill()
+            try:
+                await asyncio.wait_for(asyncio.shield(seed.ready), START_TIMEOUT_S)
+            except TimeoutError:
+                seed.kill()
+                raise SandboxError("no sandbox was ready within 10 s") from None
+        self._refill()
+        return seed
+
+    def release(self, seed: Seed) -> None:
+        """Recycle a dead seed's cgroup slot once nothing runs in it."""
+        seed.close()
+        asyncio.get_running_loop().call_soon(self._recycle, seed.slot, RELEASE_TRIES)
+
+    def _recycle(self, slot: cgroups.Slot, tries: int) -> None:
+        if slot.is_empty():
+            self._free.append(slot)
+            return
+        slot.kill()
+        if tries > 0:
+            asyncio.get_running_loop().call_later(0.02, self._recycle, slot, tries - 1)
+        else:
+            log.warning("sandbox: %s still has processes; leaving it", slot)
+
+    def close(self) -> None:
+        """Kill the spare seeds and let the nursery go; it removes the cgroups once empty."""
+        for seed in [*self._ready, *self._preparing]:
+            seed.kill()
+        if self._control is not None:
+            self._control.close()
+            self._control = None
+
+    # starting an environment
+
+    async def start(self, spec: SandboxSpec) -> LinuxProcess:
+        seed = await self._take()
+        try:
+            return await self._start(seed, spec)
+        except ExecFailed:
+            seed.kill()
+            raise
+        except OSError as exc:
+            # Not the function's entrypoint but the sandbox's own set-up: a platform fault.
+            seed.kill()
+            raise SandboxError(f"starting a sandbox: {exc}") from exc
+        except BaseException:
+            seed.kill()
+            raise
+
+    async def _start(self, seed: Seed, spec: SandboxSpec) -> LinuxProcess:
+        mapped = remap(spec)
+        seed.slot.configure(cgroups.limits_for(spec.memory_mb))
+        seed.api_address = mapped.env.get("AWS_LAMBDA_RUNTIME_API", "")
+        exec_r, exec_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        fds = [spec.log_fd, exec_w]
+        mounts: list[list[object]] = []
+        try:
+            for source, target, attributes in self._trees(spec):
+                fds.append(sc.open_tree(str(source), attributes))
+                mounts.append([target, len(fds) - 1])
+            seed.send(
+                {
+                    "argv": list(mapped.argv),
+                    "env": mapped.env,
+                    "cwd": mapped.cwd,
+                    "mounts": mounts,
+                    "network": mapped.network,
+                    "api_port": _port(seed.api_address),
+                },
+                fds,
+            )
+        finally:
+            for fd in fds[1:]:
+                os.close(fd)
+        try:
+            report = await asyncio.wait_for(_read_all(exec_r), START_TIMEOUT_S)
+        finally:
+            os.close(exec_r)
+        if report:
+            raise _failure(report)
+        self.started += 1
+        return LinuxProcess(seed, spec.memory_mb)
+
+    def _trees(self, spec: SandboxSpec) -> list[tuple[Path, str, int]]:
+        trees = [(spec.task_root, TASK, RO)]
+        if spec.opt_root is not None:
+            trees.append((spec.opt_root, OPT, RO))
+        if spec.socket_dir is not None:
+            # The one directory the function shares with Lamina read-write (php-fpm's socket
+            # and configuration), at the same path on both sides.
+            os.chown(spec.socket_dir, int(self._config["uid"]), int(self._config["gid"]))
+            trees.append((spec.socket_dir, str(spec.socket_dir), RW))
+        return trees
+
+
+def _port(address: str) -> int:
+    _, _, port = address.rpartition(":")
+    return int(port) if port.isdigit() else 0
+
+
+async def _read_all(fd: int) -> bytes:
+    """Everything written to a non-blocking pipe until its write end closes."""
+    loop = asyncio.get_running_loop()
+    chunks: list[bytes] = []
+    done: asyncio.Future[None] = loop.create_future()
+
+    def on_readable() -> None:
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        if data:
+            chunks.append(data)
+            return
+        loop.remove_reader(fd)
+        if not done.done():
+            done.set_result(None)
+
+    loop.add_reader(fd, on_readable)
+    try:
+        await done
+    finally:
+        loop.remove_reader(fd)
+    return b"".join(chunks)
+
+
+class ExecFailed(OSError):
+    """The runtime could not be exec'd: what Popen would raise, with the path the function
+    sees (Lambda: "fork/exec /var/task/bootstrap: permission denied")."""
+
+
+def _failure(report: bytes) -> Exception:
+    details = json.loads(report)
+    if "errno" in details:
+        return ExecFailed(int(details["errno"]), details["strerror"], details["filename"])
+    return SandboxError(str(details.get("error", "the sandbox failed")).splitlines()[-1])
+
+
+def staging_root(home: Path) -> Path:
+    """An empty directory each seed mounts its new root over (in its own namespace)."""
+    path = home / "run" / "sandbox-root"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def build(home: Path, layout: cgroups.Layout) -> LinuxSandboxDriver:
+    cgroups.remove_stale(layout)
+    tree = cgroups.Tree(layout, os.getpid())
+    tree.create()
+    described = {"version": layout.version, "dirs": dict(layout.dirs), "name": tree.name}
+    config = rootfs.jail_config(home, staging_root(home), described)
+    return LinuxSandboxDriver(config, tree)
