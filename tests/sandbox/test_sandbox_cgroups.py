@@ -178,3 +178,24 @@ def test_stale_trees_of_dead_laminas_are_removed_and_live_ones_kept(tmp_path: Pa
         assert not os.path.exists(f"{directory}/lamina-{dead}-1")
         assert os.path.exists(f"{directory}/lamina-{os.getpid()}-1/env-1")
         assert os.path.exists(f"{directory}/unrelated")
+
+
+def test_a_reused_slot_of_the_same_size_only_resets_what_was_used(tmp_path: Path) -> None:
+    tree = cgroups.Tree(fake_v1(tmp_path), 42)
+    tree.create()
+    slot = tree.new_slot()
+    fill(slot, "v1")
+    limits = cgroups.limits_for(512)
+    slot.configure(limits)
+    memory, cpu = Path(slot.dirs["memory"]), Path(slot.dirs["cpu"])
+    (memory / "memory.limit_in_bytes").write_text("untouched")
+    (memory / "memory.max_usage_in_bytes").write_text("123")
+    slot.lower_priority()
+    assert (cpu / "cpu.shares").read_text() == "2"
+    slot.configure(limits)
+    assert (memory / "memory.limit_in_bytes").read_text() == "untouched"
+    assert (memory / "memory.max_usage_in_bytes").read_text() == "0"
+    assert (cpu / "cpu.shares").read_text() == str(limits.cpu_shares)
+    assert slot.reusable
+    slot.configure(cgroups.limits_for(1024))  # another size: everything is written again
+    assert (memory / "memory.limit_in_bytes").read_text() == str(1024 << 20)

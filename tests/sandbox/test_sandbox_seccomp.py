@@ -133,3 +133,29 @@ def test_a_jump_too_far_for_classic_bpf_is_an_error_not_a_wrong_filter() -> None
     names = tuple(sx.REFUSED) * 6  # more than 255 instructions between a jump and its target
     with pytest.raises(ValueError, match="out of range"):
         sx.build(names)
+
+
+PRECEDENCE = {sx.RET_KILL_PROCESS: 3, EPERM: 2, ENOSYS: 2, sx.RET_ALLOW: 0}
+
+
+@pytest.mark.parametrize("arch", [X86, ARM, 0x40000003])
+def test_the_two_stages_together_refuse_exactly_what_the_whole_filter_refuses(arch: int) -> None:
+    early, late = sx.stages()
+    numbers = range(0, 460) if arch != 0x40000003 else range(0, 10)
+    args_cases = [(), (0x10000000,), (0x400,), (0x20000,), (0xFFFFFFFF,), (0x0040000,)]
+    for nr in numbers:
+        for args in args_cases:
+            whole = run(PROGRAM, nr, arch, args)
+            # seccomp applies every filter and keeps the most severe action
+            stacked = max(run(early, nr, arch, args), run(late, nr, arch, args), key=PRECEDENCE.get)
+            assert stacked == whole, (nr, args)
+
+
+def test_the_late_stage_is_small_and_leaves_the_start_its_mounts_until_then() -> None:
+    early, late = sx.stages()
+    assert len(late) < len(early) // 3
+    for arch in (X86, ARM):
+        assert run(early, number(arch, "mount"), arch) == sx.RET_ALLOW
+        assert run(early, number(arch, "move_mount"), arch) == sx.RET_ALLOW
+        assert run(early, number(arch, "unshare"), arch, (0x40000000,)) == sx.RET_ALLOW
+        assert run(late, number(arch, "mount"), arch) == EPERM

@@ -130,12 +130,13 @@ def _joined(point: str, root: str, own: str) -> str:
 class Slot:
     """One execution environment's cgroup (one directory per v1 hierarchy)."""
 
-    __slots__ = ("dirs", "name", "version")
+    __slots__ = ("_applied", "dirs", "name", "version")
 
     def __init__(self, version: str, dirs: Mapping[str, str], name: str) -> None:
         self.version = version
         self.dirs = dict(dirs)
         self.name = name
+        self._applied: Limits | None = None  # what the files hold now
 
     def __repr__(self) -> str:
         return f"<Slot {self.name} {self.version}>"
@@ -149,8 +150,40 @@ class Slot:
             with contextlib.suppress(FileExistsError):
                 os.mkdir(directory)
 
+    @property
+    def reusable(self) -> bool:
+        # v1 resets the memory peak on request; v2's memory.peak only per open file (6.12+),
+        # so a v2 slot serves one environment and a new one is made for the next.
+        return self.version == "v1"
+
+    def lower_priority(self) -> None:
+        """Preparing a sandbox yields the CPU to running functions (`configure` restores)."""
+        if self.version == "v1":
+            _write(f"{self.dirs['cpu']}/cpu.shares", 2)
+        else:
+            _write(f"{self.dirs['cpu']}/cpu.weight", 1)
+
     def configure(self, limits: Limits) -> None:
-        """Set the limits and start counting peak memory from now."""
+        """Set the limits and start counting peak memory (and CPU time) from now."""
+        applied, self._applied = self._applied, limits
+        if applied is None or (applied.memory_bytes, applied.pids_max) != (
+            limits.memory_bytes,
+            limits.pids_max,
+        ):
+            self._write_limits(limits)
+            return
+        # The slot held an environment of the same size: only what the last one used
+        # must go (writing the quota gives back a full period's worth of CPU time).
+        cpu = self.dirs["cpu"]
+        if self.version == "v1":
+            _write(f"{self.dirs['memory']}/memory.max_usage_in_bytes", 0)
+            _write(f"{cpu}/cpu.cfs_quota_us", limits.cpu_quota_us)
+            _write(f"{cpu}/cpu.shares", limits.cpu_shares)
+        else:
+            _write(f"{cpu}/cpu.max", f"{limits.cpu_quota_us} {limits.cpu_period_us}")
+            _write(f"{cpu}/cpu.weight", limits.cpu_weight)
+
+    def _write_limits(self, limits: Limits) -> None:
         memory, cpu, pids = self.dirs["memory"], self.dirs["cpu"], self.dirs["pids"]
         if self.version == "v1":
             memsw = f"{memory}/memory.memsw.limit_in_bytes"
@@ -333,7 +366,7 @@ def _read(path: str) -> str:
 
 
 def _write(path: str, value: object) -> None:
-    fd = os.open(path, os.O_WRONLY)
+    fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
     try:
         os.write(fd, str(value).encode())
     finally:

@@ -37,7 +37,10 @@ from lamina.sandbox.remap import OPT, TASK, remap
 
 log = logging.getLogger("lamina.sandbox")
 
-POOL_SIZE = 2  # seeds kept ready: a burst beyond it waits a few ms per extra seed
+POOL_SIZE = 2  # seeds kept ready at first: a burst beyond waits ~10 ms per extra seed
+MAX_POOL = 16
+REFILL_DELAY_S = 0.05
+SHRINK_AFTER_S = 60.0
 START_TIMEOUT_S = 10.0
 RELEASE_TRIES = 100
 RO = sc.MOUNT_ATTR_RDONLY | sc.MOUNT_ATTR_NOSUID | sc.MOUNT_ATTR_NODEV
@@ -120,7 +123,9 @@ class Seed:
         jail.send(self.ctl, message, fds)
 
     def kill(self) -> None:
-        if self.pidfd >= 0 and not self.gone.done():
+        if self.gone.done():
+            return  # its slot may already hold another seed
+        if self.pidfd >= 0:
             with contextlib.suppress(ProcessLookupError, OSError):
                 signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
         self.slot.kill()
@@ -144,7 +149,10 @@ class LinuxProcess:
         self._limit_mb = memory_mb
         self._peak_mb = 0
         self._exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        seed.on_gone.append(self._on_gone)
+        if seed.gone.done():
+            self._on_gone()  # a runtime that exited at once
+        else:
+            seed.on_gone.append(self._on_gone)
 
     def __repr__(self) -> str:
         return f"<LinuxProcess pid={self.pid} {self._seed.slot.name} returncode={self.returncode}>"
@@ -186,11 +194,14 @@ class LinuxSandboxDriver:
         self._config = config
         self._tree = tree
         self._pool_size = pool_size
+        self._target = pool_size  # grows with bursts, back to pool_size after a quiet while
         self._nursery: subprocess.Popen[bytes] | None = None
         self._control: socket.socket | None = None
         self._ready: deque[Seed] = deque()
         self._preparing: set[Seed] = set()
         self._free: list[cgroups.Slot] = []
+        self._refill_at: asyncio.TimerHandle | None = None
+        self._shrink_at: asyncio.TimerHandle | None = None
         self.started = 0
 
     def __repr__(self) -> str:
@@ -240,12 +251,30 @@ class LinuxSandboxDriver:
         jail.send(ours, self._config)
 
     def _refill(self) -> None:
-        while len(self._ready) + len(self._preparing) < self._pool_size:
+        self._refill_at = None
+        while len(self._ready) + len(self._preparing) < self._target:
             self._prepare()
 
-    def _prepare(self) -> Seed:
+    def _refill_soon(self) -> None:
+        # Not on the cold start's path: the runtime just started needs the CPU more.
+        loop = asyncio.get_running_loop()
+        if self._refill_at is None:
+            self._refill_at = loop.call_later(REFILL_DELAY_S, self._refill)
+        if self._target > self._pool_size and self._shrink_at is None:
+            self._shrink_at = loop.call_later(SHRINK_AFTER_S, self._shrink)
+
+    def _shrink(self) -> None:
+        """A quiet while after a burst: keep fewer seeds (those beyond stay until used)."""
+        self._shrink_at = None
+        self._target = max(self._pool_size, self._target // 2)
+        if self._target > self._pool_size:
+            self._shrink_at = asyncio.get_running_loop().call_later(SHRINK_AFTER_S, self._shrink)
+
+    def _prepare(self, urgent: bool = False) -> Seed:
         assert self._control is not None
         slot = self._free.pop() if self._free else self._tree.new_slot()
+        if not urgent:
+            slot.lower_priority()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             jail.send(self._control, {"op": "seed", "procs": slot.procs_files}, [theirs.fileno()])
@@ -275,16 +304,17 @@ class LinuxSandboxDriver:
             self._spawn_nursery()
         seed = self._ready.popleft() if self._ready else None
         if seed is None:
-            seed = self._prepare()
+            # A burst drained the pool: keep more ready from now on (up to MAX_POOL).
+            self._target = min(MAX_POOL, self._target + 1)
+            seed = self._prepare(urgent=True)
             seed.reserved = True
             self._preparing.discard(seed)  # not a spare: the pool still wants its own
-            self._refill()
             try:
                 await asyncio.wait_for(asyncio.shield(seed.ready), START_TIMEOUT_S)
             except TimeoutError:
                 seed.kill()
                 raise SandboxError("no sandbox was ready within 10 s") from None
-        self._refill()
+        self._refill_soon()
         return seed
 
     def release(self, seed: Seed) -> None:
@@ -294,7 +324,10 @@ class LinuxSandboxDriver:
 
     def _recycle(self, slot: cgroups.Slot, tries: int) -> None:
         if slot.is_empty():
-            self._free.append(slot)
+            if slot.reusable:
+                self._free.append(slot)
+            else:
+                slot.remove()
             return
         slot.kill()
         if tries > 0:
@@ -304,6 +337,9 @@ class LinuxSandboxDriver:
 
     def close(self) -> None:
         """Kill the spare seeds and let the nursery go; it removes the cgroups once empty."""
+        for timer in (self._refill_at, self._shrink_at):
+            if timer is not None:
+                timer.cancel()
         for seed in [*self._ready, *self._preparing]:
             seed.kill()
         if self._control is not None:

@@ -88,7 +88,8 @@ def jail_config(
         "masks": masks,
         "tmp_bytes": TMP_MB * 1024 * 1024,
         "hostname": "localhost",
-        "seccomp": base64.b64encode(seccomp.build()).decode(),
+        # The filter in two stages: early when a sandbox is prepared, late before exec.
+        "seccomp": [base64.b64encode(stage).decode() for stage in seccomp.stages()],
     }
     if cgroups is not None:
         config["cgroups"] = cgroups

@@ -136,17 +136,30 @@ class _Program:
         return offset
 
 
-def _arch_block(program: _Program, arch: int, refused: Iterable[str]) -> None:
+CHECKS = ("clone", "unshare", "clone3", "personality")
+# A sandbox is prepared ahead of time and still mounts the function's directories (and, for
+# `network: none`, unshares a network namespace) when it starts: the filter is installed in
+# two stages, most of it early (its compilation is off the cold start), these calls late.
+LATE = ("mount", "move_mount")
+
+
+def _arch_block(
+    program: _Program, arch: int, refused: Iterable[str], checks: Iterable[str]
+) -> None:
     numbers = SYSCALLS[arch]
     tag = f"{arch:x}"
+    targets = {
+        "clone": f"clone_{tag}",
+        "unshare": f"unshare_{tag}",
+        "clone3": f"enosys_{tag}",
+        "personality": f"personality_{tag}",
+    }
     program.label(f"arch_{tag}")
     program.load(0)
     if arch == AUDIT_ARCH_X86_64:
         program.jump(JGE_K, X32_SYSCALL_BIT, f"deny_{tag}")
-    program.jump(JEQ_K, numbers["clone"], f"clone_{tag}")
-    program.jump(JEQ_K, numbers["unshare"], f"unshare_{tag}")
-    program.jump(JEQ_K, numbers["clone3"], f"enosys_{tag}")
-    program.jump(JEQ_K, numbers["personality"], f"personality_{tag}")
+    for check in checks:
+        program.jump(JEQ_K, numbers[check], targets[check])
     for name in refused:
         if name in numbers:
             program.jump(JEQ_K, numbers[name], f"deny_{tag}")
@@ -169,14 +182,27 @@ def _arch_block(program: _Program, arch: int, refused: Iterable[str]) -> None:
     program.ret(RET_ERRNO | errno.ENOSYS)
 
 
-def build(refused: Iterable[str] = REFUSED) -> bytes:
-    """The filter for both architectures, as the bytes of a `struct sock_filter` array."""
-    names = tuple(refused)
+def build(
+    refused: Iterable[str] = REFUSED,
+    checks: Iterable[str] = CHECKS,
+    foreign: int = RET_KILL_PROCESS,
+) -> bytes:
+    """The filter for both architectures, as the bytes of a `struct sock_filter` array:
+    `refused` answer EPERM, `checks` get the argument checks described above, and calls of
+    a foreign ABI get `foreign`."""
+    names, tests = tuple(refused), tuple(checks)
     program = _Program()
     program.load(4)
     program.jump(JEQ_K, AUDIT_ARCH_X86_64, f"arch_{AUDIT_ARCH_X86_64:x}")
     program.jump(JEQ_K, AUDIT_ARCH_AARCH64, f"arch_{AUDIT_ARCH_AARCH64:x}")
-    program.ret(RET_KILL_PROCESS)
-    _arch_block(program, AUDIT_ARCH_X86_64, names)
-    _arch_block(program, AUDIT_ARCH_AARCH64, names)
+    program.ret(foreign)
+    _arch_block(program, AUDIT_ARCH_X86_64, names, tests)
+    _arch_block(program, AUDIT_ARCH_AARCH64, names, tests)
     return program.assemble()
+
+
+def stages() -> tuple[bytes, bytes]:
+    """(early, late): stacked, they refuse exactly what `build()` refuses."""
+    early = build([n for n in REFUSED if n not in LATE], [c for c in CHECKS if c != "unshare"])
+    late = build(LATE, ["unshare"], foreign=RET_ALLOW)  # the early stage kills those
+    return early, late

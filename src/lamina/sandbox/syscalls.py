@@ -212,9 +212,12 @@ def drop_bounding_set() -> None:
         prctl(PR_CAPBSET_DROP, cap)
 
 
-def clear_capabilities() -> None:
-    """Empty the ambient, effective, permitted and inheritable sets (lowering needs none)."""
+def clear_ambient() -> None:
     prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
+
+
+def clear_capabilities() -> None:
+    """Empty the effective, permitted and inheritable sets (lowering needs no privilege)."""
     header = _CapHeader(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3: two 32-bit words
     data = (_CapData * 2)()
     _check(_libc.syscall(_SYS_CAPSET, ctypes.byref(header), ctypes.byref(data)), "capset")
@@ -224,11 +227,20 @@ class _SockFprog(ctypes.Structure):
     _fields_ = (("len", ctypes.c_ushort), ("filter", ctypes.c_void_p))
 
 
+class SeccompFilter:
+    """A classic-BPF seccomp filter, ready to install with one system call."""
+
+    def __init__(self, program: bytes) -> None:
+        self._buffer = ctypes.create_string_buffer(program, len(program))
+        self._fprog = _SockFprog(len(program) // 8, ctypes.cast(self._buffer, ctypes.c_void_p))
+
+    def install(self) -> None:
+        """Needs no_new_privs, or CAP_SYS_ADMIN."""
+        prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(self._fprog))
+
+
 def load_seccomp(program: bytes) -> None:
-    """Install a classic-BPF seccomp filter (needs no_new_privs or CAP_SYS_ADMIN)."""
-    buffer = ctypes.create_string_buffer(program, len(program))
-    fprog = _SockFprog(len(program) // 8, ctypes.cast(buffer, ctypes.c_void_p))
-    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(fprog))
+    SeccompFilter(program).install()
 
 
 def supported_machine() -> bool:
