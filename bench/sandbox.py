@@ -32,10 +32,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
+from tests.e2e.harness import LaminaServer, create_function, invoke  # noqa: E402
+
 from lamina.core.ports import SandboxDriver, SandboxSpec  # noqa: E402
 from lamina.sandbox import cgroups, detect, linux  # noqa: E402
 from lamina.sandbox.plain import PlainSandboxDriver  # noqa: E402
-from tests.e2e.harness import LaminaServer, create_function, invoke  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 NOOP = "def handler(event, context):\n    return event\n"

@@ -11,13 +11,14 @@ import base64
 import json
 import os
 import re
+import signal
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.e2e.harness import LaminaServer, create_function, invoke, wait_until
+from tests.e2e.harness import LaminaServer, create_function, invoke, pid_alive, wait_until
 
 from lamina.sandbox.rootfs import runtime_dirs
 
@@ -352,3 +353,22 @@ def test_network_none_keeps_the_runtime_api_and_cuts_the_rest(server: LaminaServ
     }
     seen = call(server, "offline", {"action": "look"})
     assert "LAMINA_NETWORK" not in seen["env_keys"]
+
+
+def test_a_killed_lamina_leaves_no_environment_or_cgroup_behind(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    lamina = LaminaServer(tmp_path_factory.mktemp("killed") / "home", {"LAMINA_SANDBOX": "linux"})
+    lamina.start()
+    try:
+        create_function(lamina, "f", {"app.py": PROBE})
+        assert call(lamina, "f", {"action": "ok"}) == "ok"
+        environment = lamina.environments("f")[0]["pid"]
+        assert lamina.process is not None
+        trees = list(Path("/sys/fs/cgroup").glob(f"**/lamina-{lamina.process.pid}-*"))
+        assert trees
+    finally:
+        lamina.stop(signal.SIGKILL)
+    # The nursery notices and cleans up: kills what runs in the cgroups, removes them.
+    wait_until(lambda: not pid_alive(environment), timeout=10)
+    wait_until(lambda: not [t for t in trees if t.exists()], timeout=10)
