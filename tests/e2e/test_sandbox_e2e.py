@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from tests.e2e.harness import LaminaServer, create_function, invoke, pid_alive, wait_until
 
+from lamina.runtimes.python import bootstrap_command, python_for
 from lamina.sandbox.rootfs import runtime_dirs
 
 pytestmark = [
@@ -81,6 +82,7 @@ def handler(event, context):
                 for p in os.listdir("/proc") if p.isdigit()
             },
             "env_keys": sorted(os.environ),
+            "cmdline": read("/proc/1/cmdline").split("\0")[:-1],
             "status": status(),
             "mountinfo": read("/proc/self/mountinfo"),
             "whoami": attempt(lambda: subprocess.run(
@@ -261,6 +263,8 @@ def test_the_platforms_environment_and_processes_are_out_of_sight(server: Lamina
     assert seen["environ"]["1"]["ok"]  # its own
     assert "LAMINA_" not in seen["environ"]["1"]["value"]
     assert "AWS_LAMBDA_FUNCTION_NAME=snoop" in seen["environ"]["1"]["value"]
+    # What Lambda shows, whether the runtime was exec'd or forked from the nursery's zygote.
+    assert seen["cmdline"] == bootstrap_command(python_for("python3.11"), "/opt")
 
 
 def test_var_task_and_the_system_are_read_only(server: LaminaServer) -> None:

@@ -90,3 +90,11 @@ def test_is_inside() -> None:
     assert is_inside("/a/b", ["/a/b"])
     assert not is_inside("/a/bc", ["/a/b"])
     assert not is_inside("/a", ["/a/b"])
+
+
+def test_the_temporary_directory_is_replaced_only_as_a_whole_path() -> None:
+    from lamina.sandbox.remap import _replace_path
+
+    real = "/h/run/ab/tmp"
+    assert _replace_path(f"{real}:{real}/x y={real}", real, "/tmp") == "/tmp:/tmp/x y=/tmp"
+    assert _replace_path(f"{real}x /a{real}", real, "/tmp") == f"{real}x /a{real}"

@@ -10,7 +10,9 @@ A seed is made ahead of time, off the invocation path, in two processes:
        Lamina's start message: it mounts the function's code at /var/task and its layers
        at /opt (trees Lamina opened with open_tree), makes the root read-only, becomes
        uid 993 with no capabilities, no_new_privs and the seccomp filter, and execs the
-       runtime, which so is the sandbox's pid 1 (as in a container without --init).
+       runtime, which so is the sandbox's pid 1 (as in a container without --init). A
+       Python runtime on the nursery's own interpreter is not exec'd: R, a fork of the
+       nursery, which has loaded it, becomes it (runtimes/python/zygote.py).
 
 When the runtime exits, the kernel kills whatever is left in its pid namespace; the
 nursery reaps it and sends its wait status on the seed's control socket. Starting an
@@ -34,6 +36,7 @@ import traceback
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
+from lamina.runtimes.python import zygote
 from lamina.sandbox import syscalls as sc
 
 NAMESPACES = sc.CLONE_NEWNS | sc.CLONE_NEWPID | sc.CLONE_NEWIPC | sc.CLONE_NEWUTS
@@ -217,6 +220,7 @@ def _runtime(config: Config, ctl: socket.socket) -> NoReturn:
         # Everything but the calls the start still makes: installing (compiling) the filter
         # costs a few hundred microseconds, better spent now than on a cold start.
         early.install()
+        zygote.prepare()
         ready = Ready(
             int(config["uid"]), int(config["gid"]), late, os.open("/dev/null", os.O_RDONLY)
         )
@@ -245,6 +249,10 @@ class Ready:
 def start(ready: Ready, ctl: socket.socket, message: Mapping[str, Any], fds: list[int]) -> None:
     """Mount the function's directories, lock the sandbox down and exec the runtime."""
     log_fd = fds[0]
+    argv: list[str] = list(message["argv"])
+    env: dict[str, str] = dict(message["env"])
+    # The Python runtime on the nursery's own interpreter, which has it loaded: no exec.
+    in_process = zygote.accepts(argv)
     for target, index in message["mounts"]:
         if not os.path.exists(target):
             os.makedirs(target)
@@ -256,6 +264,8 @@ def start(ready: Ready, ctl: socket.socket, message: Mapping[str, Any], fds: lis
     if message["network"] == "none":
         _private_network(ctl, int(message["api_port"]))
     os.chdir(message["cwd"])
+    if in_process:
+        sc.show_command(argv, env)  # what /proc/1/cmdline and environ show after an exec
     os.setgroups([])
     os.setresgid(ready.gid, ready.gid, ready.gid)
     os.setresuid(ready.uid, ready.uid, ready.uid)  # empties effective and permitted sets
@@ -265,9 +275,13 @@ def start(ready: Ready, ctl: socket.socket, message: Mapping[str, Any], fds: lis
     os.dup2(ready.null, 0)
     os.dup2(log_fd, 1)
     os.dup2(log_fd, 2)
+    if in_process:
+        # Changing users made the process undumpable (its /proc files root's); exec would
+        # make it dumpable again.
+        sc.prctl(sc.PR_SET_DUMPABLE, 1)
+        sc.close_from(3)  # what the exec would close, the exec-status pipe among them
+        zygote.become(argv, env)
     sc.cloexec_from(3)  # the exec-status pipe closes on a successful exec
-    argv: list[str] = list(message["argv"])
-    env: dict[str, str] = dict(message["env"])
     try:
         os.execve(_executable(argv[0], env), argv, env)
     except OSError as exc:

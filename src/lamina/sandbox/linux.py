@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from lamina.core.ports import SandboxSpec
+from lamina.runtimes.python import python_for
 from lamina.sandbox import cgroups, jail, nursery, rootfs
 from lamina.sandbox import syscalls as sc
 from lamina.sandbox.remap import OPT, TASK, remap
@@ -43,6 +44,7 @@ MAX_POOL = 16
 REFILL_DELAY_S = 0.05
 SHRINK_AFTER_S = 60.0
 START_TIMEOUT_S = 10.0
+LANG = "en_US.UTF-8"  # what functions get (launch.py): the interpreter reads it at start
 RELEASE_TRIES = 100
 RO = sc.MOUNT_ATTR_RDONLY | sc.MOUNT_ATTR_NOSUID | sc.MOUNT_ATTR_NODEV
 RW = sc.MOUNT_ATTR_NOSUID | sc.MOUNT_ATTR_NODEV
@@ -149,9 +151,9 @@ class LinuxSandboxDriver:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         script = nursery.__file__
         self._nursery = subprocess.Popen(
-            [sys.executable, "-I", "-S", script, str(theirs.fileno())],
+            [nursery_interpreter(), "-I", "-S", script, str(theirs.fileno())],
             pass_fds=[theirs.fileno()],
-            env={},
+            env={"LANG": LANG},
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C at the terminal is Lamina's to handle
         )
@@ -316,6 +318,12 @@ class LinuxSandboxDriver:
             os.chown(spec.socket_dir, int(self._config["uid"]), int(self._config["gid"]))
             trees.append((spec.socket_dir, str(spec.socket_dir), RW))
         return trees
+
+
+def nursery_interpreter() -> str:
+    """The interpreter `python3.<Lamina's minor>` functions run on: the nursery's seeds
+    start those functions' runtime without an exec (runtimes/python/zygote.py)."""
+    return python_for(f"python{sys.version_info[0]}.{sys.version_info[1]}")
 
 
 def _port(address: str) -> int:

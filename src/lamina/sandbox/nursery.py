@@ -126,6 +126,7 @@ def _close_all_but(*keep: int) -> None:
 
 
 def serve(control: socket.socket) -> None:
+    from lamina.runtimes.python import zygote
     from lamina.sandbox import jail
     from lamina.sandbox import syscalls as sc
 
@@ -133,6 +134,8 @@ def serve(control: socket.socket) -> None:
     config, _ = jail.receive(control)
     if config is None:
         return
+    # Every seed is then a ready Python runtime for functions on this interpreter.
+    zygote.preload()
     # Seeds are forks of this process: keep the collector from writing to (and so copying)
     # the pages of every object that exists now.
     gc.freeze()

@@ -63,6 +63,17 @@ PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 PR_SET_SECCOMP = 22
 PR_CAPBSET_DROP = 24
+PR_SET_MM = 35
+PR_SET_MM_MAP = 14
+_MM_FIELDS = (
+    "start_code", "end_code", "start_data", "end_data", "start_brk", "brk", "start_stack",
+    "arg_start", "arg_end", "env_start", "env_end",
+)  # fmt: skip
+# Where /proc/self/stat has the others (all but brk).
+_MM_STAT_FIELDS = {
+    "start_code": 26, "end_code": 27, "start_stack": 28, "start_data": 45, "end_data": 46,
+    "start_brk": 47, "arg_start": 48, "arg_end": 49, "env_start": 50, "env_end": 51,
+}  # fmt: skip
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_NO_NEW_PRIVS = 38
 PR_CAP_AMBIENT = 47
@@ -176,6 +187,58 @@ def prctl(option: int, arg2: int = 0, arg3: int = 0) -> None:
             ctypes.c_ulong(0),
         ),
         f"prctl {option}",
+    )
+
+
+class _MmMap(ctypes.Structure):
+    """struct prctl_mm_map (linux/prctl.h)."""
+
+    _fields_ = [
+        *((name, ctypes.c_uint64) for name in _MM_FIELDS),
+        ("auxv", ctypes.c_void_p),
+        ("auxv_size", ctypes.c_uint32),
+        ("exe_fd", ctypes.c_uint32),
+    ]
+
+
+_kept: list[ctypes.Array[ctypes.c_char]] = []  # what /proc/self/cmdline and environ show
+
+
+def show_command(argv: list[str], env: dict[str, str]) -> bool:
+    """Make /proc/self/cmdline and /proc/self/environ show `argv` and `env`, as an exec of
+    them would. The kernel reads both from the process's memory, between addresses set by
+    the exec; PR_SET_MM_MAP (a checkpoint/restore call that needs no privilege) points them
+    at new buffers, kept for the life of the process. False where the kernel lacks it."""
+    with open("/proc/self/stat", "rb") as stat:
+        fields = stat.read().rsplit(b")", 1)[1].split()
+    # stat(5) numbers its fields from 1; what follows ")" starts at field 3.
+    current = {name: int(fields[number - 3]) for name, number in _MM_STAT_FIELDS.items()}
+    _libc.sbrk.restype = ctypes.c_void_p
+    current["brk"] = _libc.sbrk(0)
+    for strings, start, end in (
+        (argv, "arg_start", "arg_end"),
+        ([f"{k}={v}" for k, v in env.items()], "env_start", "env_end"),
+    ):
+        block = b"".join(s.encode("utf-8", "surrogateescape") + b"\0" for s in strings)
+        buffer = ctypes.create_string_buffer(block, len(block) or 1)
+        _kept.append(buffer)
+        current[start] = ctypes.addressof(buffer)
+        current[end] = current[start] + max(len(block), 1)
+    mm = _MmMap(**current, auxv=None, auxv_size=0, exe_fd=0xFFFFFFFF)
+    result = _libc.prctl(
+        ctypes.c_int(PR_SET_MM), ctypes.c_ulong(PR_SET_MM_MAP), ctypes.byref(mm),
+        ctypes.c_ulong(ctypes.sizeof(mm)), ctypes.c_ulong(0),
+    )  # fmt: skip
+    return bool(result == 0)
+
+
+def close_from(first_fd: int) -> None:
+    """Close every descriptor from `first_fd` up (one call, however many there are)."""
+    _check(
+        _libc.syscall(
+            _SYS_CLOSE_RANGE, ctypes.c_uint(first_fd), ctypes.c_uint(0xFFFFFFFF), ctypes.c_uint(0)
+        ),
+        "close_range",
     )
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import sys
 import time
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from lamina.config import Settings
 from lamina.core.models import Account
 from lamina.core.runtimes import choose
 from lamina.runtimes.php import RUNTIME_DIR as PHP_RUNTIME_DIR
-from lamina.runtimes.python import BOOTSTRAP_PATH, bootstrap_command
+from lamina.runtimes.python import BOOTSTRAP_PATH, bootstrap_command, python_for
 from lamina.services import fpm_launch, php_launch
 from lamina.services.environment import Launch
 from lamina.services.registry import DeployedFunction
@@ -29,26 +28,6 @@ class EntrypointMissing(Exception):
     def __init__(self, looked_at: list[str]) -> None:
         super().__init__(f"no executable bootstrap in {looked_at}")
         self.looked_at = looked_at
-
-
-def python_for(runtime: str) -> str:
-    """The interpreter for `python3.x`: the system's build of that version when there is one
-    (a distribution build starts faster than most others), else Lamina's own interpreter."""
-    wanted = runtime.removeprefix("python")
-    for folder in ("/usr/bin", "/usr/local/bin"):
-        candidate = os.path.realpath(Path(folder) / f"python{wanted}")
-        if _is_executable_binary(candidate):
-            return candidate
-    # Never a pyenv shim or other wrapper script: the real file behind this interpreter.
-    return os.path.realpath(sys.executable)
-
-
-def _is_executable_binary(path: str) -> bool:
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(4) == b"\x7fELF" and os.access(path, os.X_OK)
-    except OSError:
-        return False
 
 
 class Launcher:

@@ -37,7 +37,7 @@ class Check:
 
 
 def python_checks() -> list[Check]:
-    from lamina.services.launch import python_for  # what `lamina up` runs each version on
+    from lamina.runtimes.python import python_for  # what `lamina up` runs each version on
 
     own = os.path.realpath(sys.executable)
     own_version = ".".join(map(str, sys.version_info[:3]))
