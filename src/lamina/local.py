@@ -50,7 +50,7 @@ def default_driver(settings: Settings) -> SandboxDriver:
 
     factory: Any = getattr(sandbox, "default_driver", None)
     if factory is None:
-        return PlainSandboxDriver()
+        return PlainSandboxDriver(zygote=False)
     driver: SandboxDriver = factory(settings)
     return driver
 

@@ -39,12 +39,11 @@ def default_driver(settings: Settings) -> SandboxDriver:
     import logging
 
     from lamina.sandbox import detect, linux
-    from lamina.sandbox.plain import PlainSandboxDriver
 
     mode = settings.sandbox
     _check_mode(mode)
     if mode == "plain":
-        return PlainSandboxDriver()
+        return _plain()
     support = detect.support()
     if support.ok and support.layout is not None:
         try:
@@ -53,13 +52,21 @@ def default_driver(settings: Settings) -> SandboxDriver:
             if mode == "linux":
                 raise SandboxUnavailable(f"LAMINA_SANDBOX=linux: {exc}") from exc
             logging.getLogger("lamina.sandbox").error("Linux sandbox unavailable: %s", exc)
-            return PlainSandboxDriver()
+            return _plain()
         driver.warm_soon()
         return driver
     if mode == "linux":
         reasons = "; ".join(support.problems)
         raise SandboxUnavailable(f"LAMINA_SANDBOX=linux, but this machine cannot: {reasons}")
-    return PlainSandboxDriver()
+    return _plain()
+
+
+def _plain() -> SandboxDriver:
+    from lamina.sandbox.plain import PlainSandboxDriver
+
+    driver = PlainSandboxDriver()
+    driver.warm_soon()
+    return driver
 
 
 def describe(mode: str | None = None) -> list[str]:

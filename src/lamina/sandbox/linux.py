@@ -32,6 +32,7 @@ from lamina.core.ports import SandboxSpec
 from lamina.runtimes.python import python_for
 from lamina.sandbox import cgroups, jail, nursery, rootfs
 from lamina.sandbox import syscalls as sc
+from lamina.sandbox.aio import read_all
 from lamina.sandbox.remap import OPT, TASK, remap
 from lamina.sandbox.seed import SandboxError, Seed
 
@@ -300,7 +301,7 @@ class LinuxSandboxDriver:
             for fd in fds[1:]:
                 os.close(fd)
         try:
-            report = await asyncio.wait_for(_read_all(exec_r), START_TIMEOUT_S)
+            report = await asyncio.wait_for(read_all(exec_r), START_TIMEOUT_S)
         finally:
             os.close(exec_r)
         if report:
@@ -329,32 +330,6 @@ def nursery_interpreter() -> str:
 def _port(address: str) -> int:
     _, _, port = address.rpartition(":")
     return int(port) if port.isdigit() else 0
-
-
-async def _read_all(fd: int) -> bytes:
-    """Everything written to a non-blocking pipe until its write end closes."""
-    loop = asyncio.get_running_loop()
-    chunks: list[bytes] = []
-    done: asyncio.Future[None] = loop.create_future()
-
-    def on_readable() -> None:
-        try:
-            data = os.read(fd, 65536)
-        except BlockingIOError:
-            return
-        if data:
-            chunks.append(data)
-            return
-        loop.remove_reader(fd)
-        if not done.done():
-            done.set_result(None)
-
-    loop.add_reader(fd, on_readable)
-    try:
-        await done
-    finally:
-        loop.remove_reader(fd)
-    return b"".join(chunks)
 
 
 class ExecFailed(OSError):

@@ -25,7 +25,7 @@ import os
 import signal
 import sys
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 RUNTIME_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -50,13 +50,17 @@ def preload() -> None:
 
 
 def accepts(argv: list[str]) -> bool:
-    """Whether `argv` is bootstrap.py's command on this interpreter (see bootstrap_command)."""
+    """Whether this process, a preloaded zygote, can become `argv`."""
+    return MODULE in sys.modules and runs_bootstrap(argv, _EXECUTABLE)
+
+
+def runs_bootstrap(argv: Sequence[str], python: str) -> bool:
+    """Whether `argv` is bootstrap.py's command on `python` (see bootstrap_command)."""
     return (
         len(argv) in (4, 5)
-        and argv[1:3] == ["-I", "-S"]
+        and list(argv[1:3]) == ["-I", "-S"]
         and argv[3] == BOOTSTRAP
-        and MODULE in sys.modules
-        and os.path.realpath(argv[0]) == _EXECUTABLE
+        and os.path.realpath(argv[0]) == os.path.realpath(python)
     )
 
 
