@@ -21,6 +21,7 @@ from lamina import __version__
 from lamina.config import Settings
 from lamina.core.clock import SystemClock
 from lamina.core.errors import RequestTooLargeException
+from lamina.core.keepalive import make_policy
 from lamina.core.models import Account
 from lamina.core.scheduling import Ledger
 from lamina.http.control_api import MAX_CONTROL_BODY, ControlApi, Router
@@ -29,6 +30,7 @@ from lamina.http.events_api import EventsApi
 from lamina.http.gateway import MAX_BODY as GATEWAY_MAX_BODY
 from lamina.http.gateway import Gateway, too_large_response
 from lamina.http.lamina_api import LaminaApi
+from lamina.http.provisioned_api import ProvisionedApi
 from lamina.http.runtime_api import RuntimeApi
 from lamina.http.server import Request, Response, serve
 from lamina.http.sqs_api import SqsApi
@@ -44,6 +46,7 @@ from lamina.services.invoke import InvokeService
 from lamina.services.launch import Launcher
 from lamina.services.params import ParameterService
 from lamina.services.pool import Pool
+from lamina.services.provisioned import ProvisionedService
 from lamina.services.queues import QueueService
 from lamina.services.registry import Registry
 from lamina.services.schedules import ScheduleService
@@ -128,6 +131,9 @@ async def serve_platform(settings: Settings, out: IO[str] = sys.stdout) -> None:
         runtime_api=RuntimeApi(),
         sink=sink,
         keep_alive=settings.keep_alive,
+        policy=make_policy(settings.keep_alive_policy, settings.keep_alive),
+        init_timeout=settings.init_timeout,
+        registry=registry,
     )
     invoke = InvokeService(
         registry=registry,
@@ -173,6 +179,15 @@ async def serve_platform(settings: Settings, out: IO[str] = sys.stdout) -> None:
         versions=versions_store, functions=functions, registry=registry, account=account
     )
     routers.append(VersionsApi(versions=versions, functions=functions, account=account))
+    provisioned = ProvisionedService(
+        store=versions_store,
+        registry=registry,
+        pool=pool,
+        ledger=ledger,
+        account=account,
+        clock=clock,
+    )
+    routers.append(ProvisionedApi(provisioned=provisioned, account=account))
     deploy = DeployService(
         deployments=SqliteDeploymentStore(store),
         code=code,
@@ -183,6 +198,7 @@ async def serve_platform(settings: Settings, out: IO[str] = sys.stdout) -> None:
         account=account,
         clock=clock,
         triggers=Triggers(schedules=schedules, configs=invoke_configs, clock=clock, queues=queues),
+        provisioned=provisioned,
     )
     lamina_api = LaminaApi(deploy=deploy, code=code)
     routers.append(lamina_api)
@@ -225,6 +241,8 @@ async def serve_platform(settings: Settings, out: IO[str] = sys.stdout) -> None:
     deploy.load()
     sink.start()
     pool.start_reaper()
+    provisioned.load()  # configurations in the store: their environments start now
+    provisioned.start()
     events.start()
     schedules.start()
     queues.start()
@@ -260,6 +278,7 @@ async def serve_platform(settings: Settings, out: IO[str] = sys.stdout) -> None:
     while invoke.in_flight and loop.time() < deadline:
         await asyncio.sleep(0.05)
     control_server.close()
+    await provisioned.close()
     await pool.close()
     await sink.close()
     store.close()

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from lamina.core.keepalive import POLICY_NAMES
+
 
 def _default_memory_budget_mb() -> int:
     """80 % of the machine's RAM: what live execution environments may add up to."""
@@ -26,6 +28,9 @@ class Settings:
     region: str = "us-east-1"
     account_id: str = "000000000000"
     keep_alive: float = 600.0  # seconds an idle execution environment is kept warm
+    # fixed (keep_alive for every environment) or hybrid (learned per function, with
+    # pre-warming: Shahrad et al., ATC 2020); see docs/keep-alive.md
+    keep_alive_policy: str = "fixed"
     concurrency: int = 1000  # account-level concurrency limit
     memory_budget: int = 0  # MB for all live environments; 0 = 80 % of RAM
     init_timeout: float = 10.0  # seconds a runtime may take to reach its first `next`
@@ -52,6 +57,11 @@ class Settings:
                 values[f.name] = _parse(f.name, raw, f.type)
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = replace(cls(), **values)  # type: ignore[arg-type]
+        if settings.keep_alive_policy not in POLICY_NAMES:
+            raise ValueError(
+                f"LAMINA_KEEP_ALIVE_POLICY (--keep-alive-policy) = "
+                f"{settings.keep_alive_policy!r}: must be one of {', '.join(POLICY_NAMES)}"
+            )
         return replace(settings, home=Path(settings.home).expanduser())
 
 

@@ -40,6 +40,12 @@ class ResourceConflictException(LaminaError):
     fault = "User"
 
 
+class ProvisionedConcurrencyConfigNotFoundException(LaminaError):
+    error_type = "ProvisionedConcurrencyConfigNotFoundException"
+    status = 404
+    fault = "User"
+
+
 class InvalidParameterValueException(LaminaError):
     error_type = "InvalidParameterValueException"
     status = 400

@@ -5,6 +5,11 @@ invocations. A function with reserved concurrency `r` may have at most `r` in fl
 reservation is carved out of the account limit; every other function shares what is left
 (the unreserved pool). Past either bound a synchronous invoke is throttled.
 
+Provisioned concurrency (reference 6) counts against the same limits: a function's total
+provisioned concurrency must fit in its reservation; for a function without one, it is
+carved out of the unreserved pool, and the function's first in-flight invocations (up to
+that total) run on its own share rather than on the shared pool.
+
 Memory is Lamina's own bound: the memory sizes of all live execution environments must fit in
 the node's budget. Idle environments are evicted (least recently used first) to make room; if
 that is not enough the invoke is throttled too.
@@ -28,6 +33,8 @@ class Ledger:
     account_limit: int
     memory_budget_mb: int
     reserved: dict[str, int] = field(default_factory=dict)  # function name -> reservation
+    # function name -> provisioned concurrency of all its versions and aliases
+    provisioned: dict[str, int] = field(default_factory=dict)
     in_flight: dict[str, int] = field(default_factory=dict)
     unreserved_in_flight: int = 0
     memory_in_use_mb: int = 0
@@ -37,13 +44,27 @@ class Ledger:
 
     @property
     def unreserved_limit(self) -> int:
-        return self.account_limit - sum(self.reserved.values())
+        return self.account_limit - sum(self.reserved.values()) - self.carved_out()
+
+    def carved_out(self, excluding: str | None = None) -> int:
+        """Provisioned concurrency of functions without a reservation (their own share)."""
+        return sum(
+            n
+            for name, n in self.provisioned.items()
+            if name not in self.reserved and name != excluding
+        )
 
     def set_reservation(self, function: str, reserved: int | None) -> None:
         if reserved is None:
             self.reserved.pop(function, None)
         else:
             self.reserved[function] = reserved
+
+    def set_provisioned(self, function: str, total: int) -> None:
+        if total <= 0:
+            self.provisioned.pop(function, None)
+        else:
+            self.provisioned[function] = total
 
     def admit(self, function: str) -> None:
         """Count one more in-flight invocation of `function`, or raise 429."""
@@ -54,15 +75,17 @@ class Ledger:
                 raise TooManyRequestsException(
                     RATE_EXCEEDED, reason="ReservedFunctionConcurrentInvocationLimitExceeded"
                 )
-        elif self.unreserved_in_flight >= self.unreserved_limit:
-            raise TooManyRequestsException(
-                RATE_EXCEEDED, reason="ConcurrentInvocationLimitExceeded"
-            )
         else:
-            self.unreserved_in_flight += 1
-            self._unreserved_by_function[function] = (
-                self._unreserved_by_function.get(function, 0) + 1
-            )
+            shared = self._unreserved_by_function.get(function, 0)
+            # Up to its provisioned concurrency a function runs on its own share; past it,
+            # on the shared pool.
+            if running - shared >= self.provisioned.get(function, 0):
+                if self.unreserved_in_flight >= self.unreserved_limit:
+                    raise TooManyRequestsException(
+                        RATE_EXCEEDED, reason="ConcurrentInvocationLimitExceeded"
+                    )
+                self.unreserved_in_flight += 1
+                self._unreserved_by_function[function] = shared + 1
         self.in_flight[function] = running + 1
 
     def finish(self, function: str) -> None:
@@ -107,3 +130,9 @@ def choose_evictions(idle: Iterable[tuple[T, float, int]], shortfall_mb: int) ->
 def expired(idle: Iterable[tuple[T, float]], now: float, keep_alive: float) -> list[T]:
     """Idle environments whose keep-alive has run out at monotonic time `now`."""
     return [item for item, last_used in idle if now - last_used >= keep_alive]
+
+
+def expired_each(idle: Iterable[tuple[T, float, float]], now: float) -> list[T]:
+    """Idle environments (item, idle since, its own keep-alive window) whose window has run
+    out at monotonic time `now`: a keep-alive policy may give each a different one."""
+    return [item for item, since, window in idle if now - since >= window]

@@ -12,6 +12,13 @@ Applying a `DeploymentSpec`:
    changed functions, and the routes of every live stack (each pointing at the version the
    deployment made live, or `$LATEST` without versioning).
 
+Provisioned concurrency, as the Serverless Framework (v3) does it: a function with
+`provisionedConcurrency: N` always gets a published version (even without
+`version_functions`), an alias named `provisioned` pointing at it carries the configuration
+(N), and the function's routes and events go to that alias. When a later deployment drops
+`provisionedConcurrency`, the alias and its configuration go too. The provisioned
+concurrency service then brings the environments in line (`ProvisionedService.changed`).
+
 All of it runs synchronously on the event loop, with no await in between: no invocation can
 observe a half-applied deployment, and a failure before the commit restores the routes.
 
@@ -35,12 +42,14 @@ from lamina.core.deployments import KEEP_DEPLOYMENTS, DeployedVersion, Deploymen
 from lamina.core.errors import ResourceNotFoundException
 from lamina.core.models import LATEST, Account, FunctionConfig, LayerVersion
 from lamina.core.ports import RouteTable
+from lamina.core.provisioned import DEPLOY_ALIAS, ProvisionedConfig, check_target
 from lamina.core.routes import Route
 from lamina.core.scheduling import Ledger
-from lamina.core.versions import unchanged
+from lamina.core.versions import Alias, unchanged
 from lamina.services.deploy_plan import LAYER_REF, CodeBundles, Context, Plan, plan
 from lamina.services.functions import CONFIG_FIELDS, VersionsTx, now_iso
 from lamina.services.pool import Pool
+from lamina.services.provisioned import ProvisionedService
 from lamina.services.registry import DeployedFunction, Registry
 from lamina.services.triggers import Triggers
 from lamina.services.versions import publish
@@ -72,6 +81,9 @@ class DeploymentsTx(VersionsTx, Protocol):
     def get_stack(self, service: str, stage: str) -> Stack | None: ...
     def list_stacks(self) -> list[Stack]: ...
     def delete_stack(self, service: str, stage: str) -> bool: ...
+    def get_provisioned(self, function_name: str, qualifier: str) -> ProvisionedConfig | None: ...
+    def put_provisioned(self, config: ProvisionedConfig) -> None: ...
+    def list_provisioned(self, function_name: str | None = None) -> list[ProvisionedConfig]: ...
 
 
 class DeploymentStore(Protocol):
@@ -85,6 +97,8 @@ class _Applied:
     latest: DeployedFunction
     changed: bool  # new revision of $LATEST: its idle environments are stale
     version: DeployedFunction | None  # published by this deployment
+    alias: Alias | None = None  # the `provisioned` alias, created or re-pointed
+    alias_removed: bool = False  # the `provisioned` alias was deleted
 
 
 class DeployService:
@@ -100,6 +114,7 @@ class DeployService:
         account: Account,
         clock: Clock,
         triggers: Triggers | None = None,
+        provisioned: ProvisionedService | None = None,
     ) -> None:
         self._store = deployments
         self._code = code
@@ -110,6 +125,7 @@ class DeployService:
         self._account = account
         self._clock = clock
         self._triggers = triggers
+        self._provisioned = provisioned
         self._live: dict[StackKey, tuple[Route, ...]] = {}  # each live stack's routes
         self._owners: dict[str, StackKey] = {}  # function name -> its live stack
 
@@ -210,6 +226,8 @@ class DeployService:
         self._routes.set_routes(self._all_routes())
         if self._triggers is not None:
             self._triggers.remove(service, stage, names)
+        if self._provisioned is not None:
+            self._provisioned.changed()
 
     # applying
 
@@ -228,6 +246,9 @@ class DeployService:
                     reserved=dict(self._ledger.reserved),
                     account_limit=self._ledger.account_limit,
                     trigger_problems=trigger_problems,
+                    provisioned={
+                        (c.function_name, c.qualifier): c.requested for c in tx.list_provisioned()
+                    },
                 )
                 checked = plan(spec, context, self._code, tx)
                 # The route table refuses conflicts before anything is written. It then holds
@@ -255,6 +276,7 @@ class DeployService:
         layer_arns = self._publish_layers(tx, checked)
         applied: dict[str, _Applied] = {}
         released: list[DeployedVersion] = []
+        had_alias = _provisioned_functions(live)
         for planned in checked.functions:
             f = planned.spec
             wanted = FunctionConfig(
@@ -273,15 +295,22 @@ class DeployService:
             latest, changed = _upsert(tx, wanted)
             version: FunctionConfig | None = None
             published = False
-            if spec.version_functions:
+            if spec.version_functions or f.provisioned_concurrency:
                 preferred = [d.versions.get(f.name) for d in (target, live) if d is not None]
                 version, published = _version_for(tx, latest, preferred)
+            alias: Alias | None = None
+            if f.provisioned_concurrency and version is not None:
+                alias = self._provision(tx, f.name, version.version, f.provisioned_concurrency)
+            elif f.name in had_alias:
+                tx.delete_alias(f.name, DEPLOY_ALIAS)  # and its configuration
             applied[f.name] = _Applied(
                 latest=DeployedFunction(latest, planned.code_dir, planned.opt_root),
                 changed=changed,
                 version=DeployedFunction(version, planned.code_dir, planned.opt_root)
                 if version is not None and published
                 else None,
+                alias=alias,
+                alias_removed=alias is None and f.name in had_alias,
             )
             released.append(
                 DeployedVersion(f.key, f.name, version.version if version else LATEST, changed)
@@ -304,6 +333,33 @@ class DeployService:
         tx.set_live(spec.service, spec.stage, deployment.id, now)
         tx.prune_deployments(spec.service, spec.stage, KEEP_DEPLOYMENTS)
         return deployment, applied
+
+    def _provision(
+        self, tx: DeploymentsTx, name: str, version: str, requested: int
+    ) -> Alias | None:
+        """Point the `provisioned` alias at `version` and give it `requested` executions.
+        Returns the alias when it was created or re-pointed."""
+        current = tx.get_alias(name, DEPLOY_ALIAS)
+        others = {
+            c.qualifier: c.requested
+            for c in tx.list_provisioned(name)
+            if c.qualifier != DEPLOY_ALIAS
+        }
+        alias = None
+        if current is None or current.function_version != version or current.routing:
+            alias = Alias(
+                function_name=name,
+                name=DEPLOY_ALIAS,
+                function_version=version,
+                description=current.description if current else "",
+                revision_id=str(uuid.uuid4()),
+            )
+            check_target(name, DEPLOY_ALIAS, [alias], others)
+            tx.put_alias(alias)
+        config = tx.get_provisioned(name, DEPLOY_ALIAS)
+        if config is None or config.requested != requested:
+            tx.put_provisioned(ProvisionedConfig(name, DEPLOY_ALIAS, requested, now_iso()))
+        return alias
 
     def _publish_layers(self, tx: DeploymentsTx, checked: Plan) -> dict[str, str]:
         """`layer:<key>` -> the layer version ARN; a new version only for changed layers."""
@@ -341,6 +397,10 @@ class DeployService:
             self._registry.put(done.latest)
             if done.version is not None:
                 self._registry.put(done.version)
+            if done.alias is not None:
+                self._registry.put_alias(done.alias)
+            elif done.alias_removed:
+                self._registry.remove_alias(name, DEPLOY_ALIAS)
             self._ledger.set_reservation(name, done.latest.config.reserved_concurrency)
             if done.changed:
                 self._pool.retire_function(name)
@@ -348,17 +408,18 @@ class DeployService:
             self._forget_function(name)
         self._remember(deployment, spec)
         self._routes.set_routes(self._all_routes())
+        if self._provisioned is not None:
+            self._provisioned.changed()
 
     def _remember(self, deployment: Deployment, spec: DeploymentSpec) -> None:
         key = (spec.service, spec.stage)
         for name in [n for n, owner in self._owners.items() if owner == key]:
             del self._owners[name]
-        versions = deployment.versions
         routes: list[Route] = []
+        qualifiers = _qualifiers(deployment, spec)
         for f in spec.functions:
             self._owners[f.name] = key
-            version = versions.get(f.name, LATEST)
-            qualifier = version if spec.version_functions and version != LATEST else None
+            qualifier = qualifiers.get(f.name)
             routes += [dataclasses.replace(r, qualifier=qualifier) for r in f.routes]
         self._live[key] = tuple(routes)
 
@@ -402,11 +463,29 @@ def _version_for(
 
 
 def _qualifiers(deployment: Deployment, spec: DeploymentSpec) -> dict[str, str]:
-    """The version each function's events go to: the one the deployment made live, as its
-    routes do."""
-    if not spec.version_functions:
-        return {}
-    return {name: version for name, version in deployment.versions.items() if version != LATEST}
+    """What each function's routes and events invoke: the `provisioned` alias of a function
+    with provisioned concurrency (as Serverless does), else the version the deployment made
+    live (`$LATEST`, given as no qualifier, without versioning)."""
+    versions = deployment.versions
+    qualifiers: dict[str, str] = {}
+    for f in spec.functions:
+        version = versions.get(f.name, LATEST)
+        if f.provisioned_concurrency and version != LATEST:
+            qualifiers[f.name] = DEPLOY_ALIAS
+        elif spec.version_functions and version != LATEST:
+            qualifiers[f.name] = version
+    return qualifiers
+
+
+def _provisioned_functions(deployment: Deployment | None) -> set[str]:
+    """Functions to which `deployment` gave provisioned concurrency (a `provisioned` alias)."""
+    if deployment is None:
+        return set()
+    try:
+        spec = from_json(deployment.spec)
+    except (KeyError, TypeError, ValueError):
+        return set()
+    return {f.name for f in spec.functions if f.provisioned_concurrency}
 
 
 def _no_stack(service: str, stage: str) -> ResourceNotFoundException:

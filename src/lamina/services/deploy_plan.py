@@ -7,6 +7,7 @@ that once the transaction commits, making the deployment live cannot fail.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -17,6 +18,7 @@ from typing import Protocol
 from lamina.core import validation
 from lamina.core.errors import InvalidParameterValueException
 from lamina.core.models import LayerVersion
+from lamina.core.provisioned import DEPLOY_ALIAS, MIN_UNRESERVED
 from lamina.core.runtimes import builtin_layer_name
 from lamina.wire.deployment import DeploymentSpec, FunctionSpec
 
@@ -64,6 +66,8 @@ class Context:
     account_limit: int
     # Found by checks that need services (schedules, queues: `services.triggers`).
     trigger_problems: tuple[str, ...] = ()
+    # provisioned concurrency configured now: (function name, qualifier) -> executions
+    provisioned: Mapping[tuple[str, str], int] = dataclasses.field(default_factory=dict)
 
 
 def parse_layer_arn(arn: str) -> tuple[str, int] | None:
@@ -87,6 +91,7 @@ def plan(spec: DeploymentSpec, context: Context, code: CodeBundles, layers: Laye
     _check_unique(spec, problems)
     planned = [_check_function(f, spec, context, code, layers, problems) for f in spec.functions]
     _check_reserved(spec, context, problems)
+    _check_provisioned(spec, context, problems)
     problems += context.trigger_problems
     if problems:
         raise InvalidParameterValueException(
@@ -220,9 +225,12 @@ def _layer_shas(
 def _check_reserved(spec: DeploymentSpec, context: Context, problems: list[str]) -> None:
     """Reservations of this stack must fit beside everyone else's, keeping 100 unreserved."""
     mine = {f.name for f in spec.functions} | set(context.live_functions)
-    available = context.account_limit - sum(
-        v for name, v in context.reserved.items() if name not in mine
+    others = {name: v for name, v in context.reserved.items() if name not in mine}
+    # Provisioned concurrency of other functions without a reservation is theirs too.
+    carved = sum(
+        n for (name, _), n in context.provisioned.items() if name not in mine and name not in others
     )
+    available = context.account_limit - sum(others.values()) - carved
     for f in spec.functions:
         if f.reserved_concurrency is None:
             continue
@@ -235,6 +243,57 @@ def _check_reserved(spec: DeploymentSpec, context: Context, problems: list[str])
         )
         if len(problems) == before:
             available -= f.reserved_concurrency
+
+
+def _check_provisioned(spec: DeploymentSpec, context: Context, problems: list[str]) -> None:
+    """`provisionedConcurrency: N` (the `provisioned` alias's configuration, as the Serverless
+    Framework makes it) must fit in the function's reservation, or leave the account's
+    unreserved pool at least 100, counting every other configuration there is."""
+    names = {f.name for f in spec.functions}
+    mine = names | set(context.live_functions)
+    reserved = {n: v for n, v in context.reserved.items() if n not in mine}
+    for f in spec.functions:
+        if isinstance(f.reserved_concurrency, int):
+            reserved[f.name] = f.reserved_concurrency
+    totals: dict[str, int] = {}
+    for (name, qualifier), n in context.provisioned.items():
+        # This deployment replaces the alias's configuration; removed functions lose theirs.
+        if name in mine and (qualifier == DEPLOY_ALIAS or name not in names):
+            continue
+        totals[name] = totals.get(name, 0) + n
+    asking: list[FunctionSpec] = []
+    for f in spec.functions:
+        value = f.provisioned_concurrency
+        if value is None or value == 0:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            problems.append(
+                f"functions.{f.key}.provisionedConcurrency = {value!r}: must be a whole "
+                "number (0 for none)"
+            )
+            continue
+        asking.append(f)
+        totals[f.name] = totals.get(f.name, 0) + value
+    for f in asking:
+        limit = reserved.get(f.name)
+        if limit is not None and totals[f.name] > limit:
+            others = totals[f.name] - (f.provisioned_concurrency or 0)
+            problems.append(
+                f"functions.{f.key}.provisionedConcurrency = {f.provisioned_concurrency}: "
+                f"must not exceed reservedConcurrency ({limit})"
+                + (f" less what its other versions and aliases have ({others})" if others else "")
+            )
+    unreserved = [f for f in asking if f.name not in reserved]
+    if unreserved:
+        carved = sum(n for name, n in totals.items() if name not in reserved)
+        left = context.account_limit - sum(reserved.values()) - carved
+        if left < MIN_UNRESERVED:
+            keys = ", ".join(f"functions.{f.key}.provisionedConcurrency" for f in unreserved)
+            problems.append(
+                f"{keys}: would leave {left} of the account's {context.account_limit} "
+                f"unreserved concurrency, below its minimum of {MIN_UNRESERVED} "
+                "(set reservedConcurrency, or ask for less)"
+            )
 
 
 def _reserved(value: object, limit: int) -> int:

@@ -10,6 +10,7 @@ import os
 import secrets
 import time
 from pathlib import Path
+from typing import Literal
 
 from lamina.config import Settings
 from lamina.core.models import Account
@@ -20,6 +21,10 @@ from lamina.services import fpm_launch, php_launch
 from lamina.services.environment import Launch
 from lamina.services.registry import DeployedFunction
 from lamina.wire.logs import log_group, stream_name
+
+# AWS_LAMBDA_INITIALIZATION_TYPE: started for an invocation (or pre-warmed by the keep-alive
+# policy, which is Lamina's business, not the function's) or by provisioned concurrency.
+InitializationType = Literal["on-demand", "provisioned-concurrency"]
 
 
 class EntrypointMissing(Exception):
@@ -44,7 +49,9 @@ class Launcher:
             "AWS_SESSION_TOKEN": "lamina-local-session",
         }
 
-    def launch(self, deployed: DeployedFunction) -> Launch:
+    def launch(
+        self, deployed: DeployedFunction, initialization: InitializationType = "on-demand"
+    ) -> Launch:
         config = deployed.config
         task_root = deployed.code_dir
         opt = deployed.opt_root
@@ -103,7 +110,7 @@ class Launcher:
                 "AWS_LAMBDA_FUNCTION_NAME": config.name,
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_size),
                 "AWS_LAMBDA_FUNCTION_VERSION": config.version,
-                "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+                "AWS_LAMBDA_INITIALIZATION_TYPE": initialization,
                 "AWS_LAMBDA_LOG_GROUP_NAME": log_group(config.name),
                 "AWS_LAMBDA_LOG_STREAM_NAME": stream,
                 "LAMBDA_TASK_ROOT": str(task_root),

@@ -83,6 +83,15 @@ class Registry:
         if entry is not None:
             entry.aliases.pop(name, None)
 
+    def alias(self, function_name: str, name: str) -> Alias | None:
+        entry = self._functions.get(function_name)
+        return entry.aliases.get(name) if entry is not None else None
+
+    def version(self, function_name: str, version: str) -> DeployedFunction | None:
+        """A published version (not `$LATEST`, not an alias), or None."""
+        entry = self._functions.get(function_name)
+        return entry.versions.get(version) if entry is not None else None
+
     def resolve(self, name: str, qualifier: str | None) -> DeployedFunction:
         """The `$LATEST`, version or (for an alias) version drawn that an invocation runs."""
         entry = self._functions.get(name)

@@ -251,6 +251,18 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX event_source_mappings_by_stack ON event_source_mappings (service, stage);
     """,
+    # 6: provisioned concurrency configurations
+    """
+    -- qualifier: a published version number or an alias name (never $LATEST). Deleting the
+    -- function, the version or the alias deletes its configuration (store/versions.py).
+    CREATE TABLE provisioned_concurrency (
+        function_name TEXT NOT NULL,
+        qualifier TEXT NOT NULL CHECK (qualifier != '$LATEST'),
+        requested INTEGER NOT NULL CHECK (requested > 0),
+        last_modified TEXT NOT NULL,
+        PRIMARY KEY (function_name, qualifier)
+    );
+    """,
 )
 
 

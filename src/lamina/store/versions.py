@@ -16,6 +16,7 @@ from dataclasses import replace
 import orjson
 
 from lamina.core.models import LATEST, FunctionConfig, LayerVersion
+from lamina.core.provisioned import ProvisionedConfig
 from lamina.core.versions import Alias
 from lamina.store.sqlite import (
     _FUNCTION_COLUMNS,
@@ -28,6 +29,7 @@ from lamina.store.sqlite import (
 )
 
 _ALIAS_COLUMNS = "function_name, name, function_version, description, routing, revision_id"
+_PROVISIONED_COLUMNS = "function_name, qualifier, requested, last_modified"
 _PUBLISHED = "version != '$LATEST'"
 
 
@@ -78,13 +80,17 @@ class VersionsTransaction:
         return str(row[0])
 
     def delete_function(self, name: str) -> bool:
-        """Every version, every alias and the version counter; False if there was none."""
+        """Every version, every alias (with their provisioned concurrency) and the version
+        counter; False if there was none."""
         deleted = self._conn.execute("DELETE FROM functions WHERE name = ?", (name,)).rowcount
         self._conn.execute("DELETE FROM aliases WHERE function_name = ?", (name,))
+        self._conn.execute("DELETE FROM provisioned_concurrency WHERE function_name = ?", (name,))
         self._conn.execute("DELETE FROM version_counters WHERE function_name = ?", (name,))
         return deleted > 0
 
     def delete_version(self, name: str, version: str) -> bool:
+        """The version and its provisioned concurrency."""
+        self.delete_provisioned(name, version)
         return (
             self._conn.execute(
                 f"DELETE FROM functions WHERE name = ? AND version = ? AND {_PUBLISHED}",
@@ -117,6 +123,8 @@ class VersionsTransaction:
         )
 
     def delete_alias(self, function_name: str, name: str) -> bool:
+        """The alias and its provisioned concurrency."""
+        self.delete_provisioned(function_name, name)
         return (
             self._conn.execute(
                 "DELETE FROM aliases WHERE function_name = ? AND name = ?", (function_name, name)
@@ -131,6 +139,42 @@ class VersionsTransaction:
             f"SELECT {_ALIAS_COLUMNS} FROM aliases {where} ORDER BY function_name, name", params
         ).fetchall()
         return [_alias(row) for row in rows]
+
+    # provisioned concurrency
+
+    def get_provisioned(self, function_name: str, qualifier: str) -> ProvisionedConfig | None:
+        row = self._conn.execute(
+            f"SELECT {_PROVISIONED_COLUMNS} FROM provisioned_concurrency "
+            "WHERE function_name = ? AND qualifier = ?",
+            (function_name, qualifier),
+        ).fetchone()
+        return ProvisionedConfig(**dict(row)) if row else None
+
+    def put_provisioned(self, config: ProvisionedConfig) -> None:
+        self._conn.execute(
+            f"INSERT OR REPLACE INTO provisioned_concurrency ({_PROVISIONED_COLUMNS}) "
+            "VALUES (?, ?, ?, ?)",
+            (config.function_name, config.qualifier, config.requested, config.last_modified),
+        )
+
+    def delete_provisioned(self, function_name: str, qualifier: str) -> bool:
+        return (
+            self._conn.execute(
+                "DELETE FROM provisioned_concurrency WHERE function_name = ? AND qualifier = ?",
+                (function_name, qualifier),
+            ).rowcount
+            > 0
+        )
+
+    def list_provisioned(self, function_name: str | None = None) -> list[ProvisionedConfig]:
+        """Configurations (of one function, or of all), by function name then qualifier."""
+        where, params = ("WHERE function_name = ?", (function_name,)) if function_name else ("", ())
+        rows = self._conn.execute(
+            f"SELECT {_PROVISIONED_COLUMNS} FROM provisioned_concurrency {where} "
+            "ORDER BY function_name, qualifier",
+            params,
+        ).fetchall()
+        return [ProvisionedConfig(**dict(row)) for row in rows]
 
     # layers
 

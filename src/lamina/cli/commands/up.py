@@ -33,6 +33,14 @@ def up(
             "(env LAMINA_KEEP_ALIVE; default 600)"
         ),
     ] = None,
+    keep_alive_policy: Annotated[
+        str | None,
+        typer.Option(
+            help="How long idle execution environments stay warm: fixed (--keep-alive for "
+            "every one) or hybrid (learned per function, with pre-warming) "
+            "(env LAMINA_KEEP_ALIVE_POLICY; default fixed)"
+        ),
+    ] = None,
     region: Annotated[
         str | None, typer.Option(help="Region in ARNs (env LAMINA_REGION; default us-east-1)")
     ] = None,
@@ -81,6 +89,7 @@ def up(
             port=port,
             control_port=control_port,
             keep_alive=keep_alive,
+            keep_alive_policy=keep_alive_policy,
             region=region,
             account_id=account_id,
             concurrency=concurrency,
