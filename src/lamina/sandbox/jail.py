@@ -2,7 +2,9 @@
 
 A seed is made ahead of time, off the invocation path, in two processes:
 
-    S  forked by the nursery: joins its cgroup slot, unshares the mount, pid, ipc and uts
+    S  forked by the nursery, which moves it into its cgroup slot (one process moving
+       pids one after another is far cheaper than many processes each moving itself while
+       others fork: cgroup v1 serialises the two), unshares the mount, pid, ipc and uts
        namespaces, forks R, tells the nursery and Lamina R's pid (Lamina also gets a
        pidfd), and exits; R is then the nursery's child (it is their subreaper).
     R  pid 1 of the new pid namespace: builds the function's file system on a tmpfs
@@ -80,18 +82,22 @@ def _fail(ctl: socket.socket, where: str) -> NoReturn:
 # S: the seed's first process
 
 
-def seed(config: Config, ctl: socket.socket, procs_files: Sequence[str], tell: int) -> NoReturn:
-    """Run in a fresh child of the nursery; never returns. `tell` is a pipe to the nursery,
-    which learns there whose exit status to report on `ctl`."""
+def seed(config: Config, ctl: socket.socket, tell: int, go: int, spare: bool = True) -> NoReturn:
+    """Run in a fresh child of the nursery; never returns. `go` is a pipe on which the
+    nursery says (one byte) that it has put this process in its cgroup slot; `tell` is a
+    pipe to the nursery, which learns there whose exit status to report on `ctl`. A `spare`
+    seed is made ahead of need (not for a start that waits for it) and may spend more to
+    make the start cheaper."""
     try:
-        for path in procs_files:
-            _write(path, "0")  # this process, and so everything it starts, into the slot
+        if os.read(go, 1) != b"1":
+            os._exit(0)  # the nursery could not place it (and told Lamina why)
+        os.close(go)
         sc.unshare(NAMESPACES)
         sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
         child = os.fork()
         if child == 0:
             os.close(tell)
-            _runtime(config, ctl)
+            _runtime(config, ctl, spare)
         os.write(tell, struct.pack("=i", child))
         pidfd = os.pidfd_open(child)
         send(ctl, {"pid": child}, [pidfd])
@@ -203,13 +209,19 @@ def _bind_nosuid(source: str, target: str) -> None:
 # R: the sandbox's pid 1, until it execs the runtime
 
 
-def _runtime(config: Config, ctl: socket.socket) -> NoReturn:
+def prepare_nursery() -> None:
+    """What every sandbox needs and the nursery can do once for all of its forks: an empty
+    capability bounding set and no ambient capabilities (the nursery keeps its effective
+    ones; it never execs)."""
+    sc.drop_bounding_set()
+    sc.clear_ambient()
+
+
+def _runtime(config: Config, ctl: socket.socket, spare: bool) -> NoReturn:
     try:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         build_root(config)  # pid 1 of the new pid namespace: its /proc is the sandbox's
         os.setsid()
-        sc.drop_bounding_set()
-        sc.clear_ambient()
         resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         tmp_bytes = int(config["tmp_bytes"])
@@ -220,7 +232,7 @@ def _runtime(config: Config, ctl: socket.socket) -> NoReturn:
         # Everything but the calls the start still makes: installing (compiling) the filter
         # costs a few hundred microseconds, better spent now than on a cold start.
         early.install()
-        zygote.prepare()
+        zygote.prepare(rehearse=spare)
         ready = Ready(
             int(config["uid"]), int(config["gid"]), late, os.open("/dev/null", os.O_RDONLY)
         )
@@ -325,11 +337,3 @@ def _report_failure(fd: int, exc: BaseException) -> None:
         report = {"error": traceback.format_exc(limit=-3).strip()}
     with contextlib.suppress(OSError):
         os.write(fd, json.dumps(report).encode())
-
-
-def _write(path: str, value: str) -> None:
-    fd = os.open(path, os.O_WRONLY)
-    try:
-        os.write(fd, value.encode())
-    finally:
-        os.close(fd)

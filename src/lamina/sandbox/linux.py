@@ -189,7 +189,8 @@ class LinuxSandboxDriver:
             slot.lower_priority()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            jail.send(self._control, {"op": "seed", "procs": slot.procs_files}, [theirs.fileno()])
+            message = {"op": "seed", "procs": slot.procs_files, "spare": not urgent}
+            jail.send(self._control, message, [theirs.fileno()])
         finally:
             theirs.close()
         seed = Seed(ours, slot)

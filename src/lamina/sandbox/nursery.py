@@ -66,21 +66,34 @@ class Nursery:
 
         ctl = socket.socket(fileno=os.dup(ctl_fd))
         tell_r, tell_w = os.pipe2(os.O_CLOEXEC)
+        go_r, go_w = os.pipe2(os.O_CLOEXEC)
         try:
             child = os.fork()
         except OSError as exc:
             with contextlib.suppress(OSError):
                 jail.send(ctl, {"error": f"nursery: fork: {exc}"})
-            for fd in (tell_r, tell_w):
+            for fd in (tell_r, tell_w, go_r, go_w):
                 os.close(fd)
             ctl.close()
             return
         if child == 0:
             # Only its own descriptors: a seed holding another's socket would keep that
             # socket's end of stream, Lamina's signal that an environment is gone, away.
-            _close_all_but(0, 1, 2, ctl.fileno(), tell_w)
-            jail.seed(self.config, ctl, message["procs"], tell_w)
+            _close_all_but(0, 1, 2, ctl.fileno(), tell_w, go_r)
+            jail.seed(self.config, ctl, tell_w, go_r, message.get("spare", True))
         os.close(tell_w)
+        os.close(go_r)
+        try:
+            for path in message["procs"]:
+                _write(path, str(child))  # S, and so everything it starts, into the slot
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                jail.send(ctl, {"error": f"nursery: joining {path}: {exc}"})
+            os.kill(child, signal.SIGKILL)
+        else:
+            os.write(go_w, b"1")
+        finally:
+            os.close(go_w)
         self.telling[tell_r] = ctl
 
     def _learn(self, fd: int) -> None:
@@ -117,6 +130,14 @@ class Nursery:
             cgroups.remove_tree(layout, str(tree["name"]))
 
 
+def _write(path: str, value: str) -> None:
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.write(fd, value.encode())
+    finally:
+        os.close(fd)
+
+
 def _close_all_but(*keep: int) -> None:
     for name in os.listdir("/proc/self/fd"):
         fd = int(name)
@@ -131,6 +152,7 @@ def serve(control: socket.socket) -> None:
     from lamina.sandbox import syscalls as sc
 
     sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+    jail.prepare_nursery()
     config, _ = jail.receive(control)
     if config is None:
         return
@@ -152,15 +174,20 @@ def probe(config: Mapping[str, Any]) -> int:
     from lamina.sandbox import syscalls as sc
 
     sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+    jail.prepare_nursery()
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     tell_r, tell_w = os.pipe()
+    go_r, go_w = os.pipe()
+    os.write(go_w, b"1")  # no cgroup to join
+    os.close(go_w)
     child = os.fork()
     if child == 0:
         ours.close()
         os.close(tell_r)
-        jail.seed(config, theirs, [], tell_w)
+        jail.seed(config, theirs, tell_w, go_r)
     theirs.close()
     os.close(tell_w)
+    os.close(go_r)
     status = 125
     try:
         while True:

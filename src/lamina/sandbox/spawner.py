@@ -70,16 +70,17 @@ class Spawner:
                 refill_at = time.monotonic() + REFILL_DELAY_S
             elif refill_at is not None and time.monotonic() >= refill_at:
                 while len(self.ready) < READY:
-                    self.ready.append(self._prepare())
+                    self.ready.append(self._prepare(spare=True))
                 refill_at = None
 
-    def _prepare(self) -> tuple[int, socket.socket]:
-        """Fork a child that gets ready to become a runtime, then waits for its start."""
+    def _prepare(self, spare: bool) -> tuple[int, socket.socket]:
+        """Fork a child that gets ready to become a runtime, then waits for its start (a
+        `spare` one, made ahead of need, also rehearses the start: zygote.prepare)."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         child = os.fork()
         if child == 0:
             ours.close()
-            _child(theirs)
+            _child(theirs, spare)
         theirs.close()
         return child, ours
 
@@ -88,7 +89,7 @@ class Spawner:
 
         ctl = socket.socket(fileno=os.dup(fds[2]))
         try:
-            child, waiting = self.ready.popleft() if self.ready else self._prepare()
+            child, waiting = self.ready.popleft() if self.ready else self._prepare(spare=False)
         except OSError as exc:
             _report(fds[1], {"error": f"spawner: fork: {exc}"})
             ctl.close()
@@ -129,7 +130,7 @@ class Spawner:
                 os.killpg(pid, signal.SIGKILL)
 
 
-def _child(waiting: socket.socket) -> NoReturn:
+def _child(waiting: socket.socket, spare: bool) -> NoReturn:
     """A prepared child: its own session, the zygote's state reset; on its start message
     (argv, env, cwd with the log and exec-status pipes) it becomes the runtime."""
     from lamina.runtimes.python import zygote
@@ -139,7 +140,7 @@ def _child(waiting: socket.socket) -> NoReturn:
     exec_w = -1
     try:
         os.setsid()  # its own process group: killing the environment kills what it started
-        zygote.prepare()
+        zygote.prepare(rehearse=spare)
         # Only its own descriptors: holding another environment's socket would keep that
         # socket's end of stream, Lamina's signal that the environment is gone, away.
         fd = waiting.detach()
