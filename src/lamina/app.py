@@ -8,6 +8,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import resource
 import shutil
 import signal
 import sys
@@ -288,11 +289,23 @@ async def serve_platform(settings: Settings, out: IO[str] = sys.stdout) -> None:
     print("Lamina stopped", file=out)
 
 
+def raise_file_limit() -> int:
+    """Open files up to the hard limit: each environment holds a handful of descriptors
+    (Runtime API socket and connection, log pipe, pidfd, sandbox socket), and a soft limit
+    of 1,024, common on Linux, would stop a node at ~150 environments."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard > soft:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
 def run(settings: Settings) -> None:
     logging.basicConfig(
         level=os.environ.get("LAMINA_LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    raise_file_limit()
     try:
         import uvloop
 

@@ -169,3 +169,16 @@ def test_up_reports_a_bad_environment_variable(
     assert result.exit_code == 1
     assert result.stderr == "error: LAMINA_PORT = 'eighty': must be a number\n"
     assert fake_app == []
+
+
+def test_lamina_up_raises_its_open_file_limit_to_the_hard_limit() -> None:
+    import resource
+
+    from lamina.app import raise_file_limit
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(256, hard), hard))
+        assert raise_file_limit() == hard
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -30,12 +30,13 @@ import contextlib
 import json
 import os
 import resource
+import select
 import signal
 import socket
 import stat
 import struct
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NoReturn
 
 from lamina.runtimes.python import zygote
@@ -71,6 +72,15 @@ def receive(ctl: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
         return None, []
     message: dict[str, Any] = json.loads(data)
     return message, fds
+
+
+def readable(fds: Iterable[int], timeout: float | None = None) -> list[int]:
+    """Those of `fds` ready to read, or at end of stream (poll(2): select(2) refuses
+    descriptors above 1,023, and a node with a thousand environments has more)."""
+    poller = select.poll()
+    for fd in fds:
+        poller.register(fd, select.POLLIN)
+    return [fd for fd, _ in poller.poll(None if timeout is None else timeout * 1000)]
 
 
 def _fail(ctl: socket.socket, where: str) -> NoReturn:

@@ -44,7 +44,7 @@ POOL_SIZE = 2  # seeds kept ready at first: a burst beyond waits ~10 ms per extr
 MAX_POOL = 16
 REFILL_DELAY_S = 0.05
 SHRINK_AFTER_S = 60.0
-START_TIMEOUT_S = 10.0
+START_TIMEOUT_S = 30.0  # a burst of a thousand starts waits for as many new seeds
 LANG = "en_US.UTF-8"  # what functions get (launch.py): the interpreter reads it at start
 RELEASE_TRIES = 100
 RO = sc.MOUNT_ATTR_RDONLY | sc.MOUNT_ATTR_NOSUID | sc.MOUNT_ATTR_NODEV
@@ -226,7 +226,7 @@ class LinuxSandboxDriver:
                 await asyncio.wait_for(asyncio.shield(seed.ready), START_TIMEOUT_S)
             except TimeoutError:
                 seed.kill()
-                raise SandboxError("no sandbox was ready within 10 s") from None
+                raise SandboxError(f"no sandbox was ready within {START_TIMEOUT_S:.0f} s") from None
         self._refill_soon()
         return seed
 

@@ -19,7 +19,6 @@ import contextlib
 import gc
 import json
 import os
-import select
 import signal
 import socket
 import struct
@@ -43,7 +42,7 @@ class Nursery:
         signal.signal(signal.SIGCHLD, lambda *_: None)
         while True:
             watched = [self.control.fileno(), wake_r, *self.telling]
-            readable, _, _ = select.select(watched, [], [])
+            readable = jail.readable(watched)
             # Pids first: a sandbox's pid 1 is only ours to reap after S told us its pid.
             for fd in readable:
                 if fd in self.telling:

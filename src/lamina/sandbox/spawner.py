@@ -25,7 +25,6 @@ import contextlib
 import gc
 import json
 import os
-import select
 import signal
 import socket
 import sys
@@ -53,7 +52,7 @@ class Spawner:
         refill_at: float | None = 0.0
         while True:
             timeout = None if refill_at is None else max(0.0, refill_at - time.monotonic())
-            readable, _, _ = select.select([self.control.fileno(), wake_r], [], [], timeout)
+            readable = jail.readable([self.control.fileno(), wake_r], timeout)
             if wake_r in readable:
                 with contextlib.suppress(BlockingIOError):
                     os.read(wake_r, 4096)
