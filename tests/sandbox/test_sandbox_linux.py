@@ -142,3 +142,28 @@ for call in (lambda: syscalls.unshare(syscalls.CLONE_NEWUSER),
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.stdout.split() == ["1", "1"], done.stderr
     assert len(seccomp.build()) % 8 == 0
+
+
+def test_close_all_but_keeps_exactly_the_descriptors_asked_for() -> None:
+    import json
+
+    script = (
+        "import json, os, sys\n"
+        "sys.path.insert(0, sys.argv[1])\n"
+        "from lamina.sandbox import syscalls as sc\n"
+        "fds = [os.open('/dev/null', os.O_RDONLY) for _ in range(20)]\n"
+        "kept = [fds[3], fds[7], fds[19]]\n"
+        "sc.close_all_but(0, 1, 2, *kept)\n"
+        "def is_open(fd):\n"
+        "    try:\n"
+        "        os.fstat(fd)\n"
+        "        return True\n"
+        "    except OSError:\n"
+        "        return False\n"
+        "print(json.dumps([[fd for fd in range(64) if is_open(fd)], kept]))\n"
+    )
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    out = subprocess.run([sys.executable, "-c", script, src], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    still_open, kept = json.loads(out.stdout)
+    assert still_open == [0, 1, 2, *kept]

@@ -62,6 +62,7 @@ class Nursery:
 
     def _fork_seed(self, message: Mapping[str, Any], ctl_fd: int) -> None:
         from lamina.sandbox import jail
+        from lamina.sandbox import syscalls as sc
 
         ctl = socket.socket(fileno=os.dup(ctl_fd))
         tell_r, tell_w = os.pipe2(os.O_CLOEXEC)
@@ -78,7 +79,7 @@ class Nursery:
         if child == 0:
             # Only its own descriptors: a seed holding another's socket would keep that
             # socket's end of stream, Lamina's signal that an environment is gone, away.
-            _close_all_but(0, 1, 2, ctl.fileno(), tell_w, go_r)
+            sc.close_all_but(0, 1, 2, ctl.fileno(), tell_w, go_r)
             jail.seed(self.config, ctl, tell_w, go_r, message.get("spare", True))
         os.close(tell_w)
         os.close(go_r)
@@ -135,14 +136,6 @@ def _write(path: str, value: str) -> None:
         os.write(fd, value.encode())
     finally:
         os.close(fd)
-
-
-def _close_all_but(*keep: int) -> None:
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd not in keep:
-            with contextlib.suppress(OSError):
-                os.close(fd)
 
 
 def serve(control: socket.socket) -> None:

@@ -232,14 +232,29 @@ def show_command(argv: list[str], env: dict[str, str]) -> bool:
     return bool(result == 0)
 
 
-def close_from(first_fd: int) -> None:
-    """Close every descriptor from `first_fd` up (one call, however many there are)."""
+def close_all_but(*keep: int) -> None:
+    """Close every descriptor but `keep`: one close_range per gap, however many are open
+    (a nursery with a thousand environments holds a thousand sockets)."""
+    start = 0
+    for fd in sorted(set(keep)):
+        if fd > start:
+            _close_range(start, fd - 1)
+        start = fd + 1
+    _close_range(start, 0xFFFFFFFF)
+
+
+def _close_range(first: int, last: int) -> None:
     _check(
         _libc.syscall(
-            _SYS_CLOSE_RANGE, ctypes.c_uint(first_fd), ctypes.c_uint(0xFFFFFFFF), ctypes.c_uint(0)
+            _SYS_CLOSE_RANGE, ctypes.c_uint(first), ctypes.c_uint(last), ctypes.c_uint(0)
         ),
         "close_range",
     )
+
+
+def close_from(first_fd: int) -> None:
+    """Close every descriptor from `first_fd` up (one call, however many there are)."""
+    _close_range(first_fd, 0xFFFFFFFF)
 
 
 def cloexec_from(first_fd: int) -> None:
