@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from pathlib import Path
@@ -20,9 +21,11 @@ def bootstrap_command(python: str, opt_root: str | Path = "/opt") -> list[str]:
     return [python, "-I", "-S", str(BOOTSTRAP_PATH), str(opt_root)]
 
 
+@functools.lru_cache(maxsize=32)
 def python_for(runtime: str) -> str:
     """The interpreter for `python3.x`: the system's build of that version when there is one
-    (a distribution build starts faster than most others), else Lamina's own interpreter."""
+    (a distribution build starts faster than most others), else Lamina's own interpreter.
+    Looked up once per process (it is on every cold start's path)."""
     wanted = runtime.removeprefix("python")
     for folder in ("/usr/bin", "/usr/local/bin"):
         candidate = os.path.realpath(Path(folder) / f"python{wanted}")
