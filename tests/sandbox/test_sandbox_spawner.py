@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import errno
 import os
 import sys
 from pathlib import Path
 
 import pytest
 
-from lamina.core.ports import SandboxSpec
+from lamina.core.ports import ExecFailed, SandboxSpec
 from lamina.runtimes.python import bootstrap_command, python_for
 from lamina.sandbox.plain import PlainProcess, PlainSandboxDriver, SpawnedProcess
 
@@ -96,8 +97,9 @@ async def test_killing_the_environment_kills_its_process_group(tmp_path: Path) -
 async def test_a_start_that_fails_raises_what_exec_would(tmp_path: Path) -> None:
     driver = PlainSandboxDriver()
     read_fd, write_fd = os.pipe()
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(ExecFailed) as raised:
         await driver.start(spec(tmp_path / "missing", write_fd))
+    assert raised.value.errno == errno.ENOENT
     os.close(write_fd)
     os.close(read_fd)
     driver.close()

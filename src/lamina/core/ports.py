@@ -60,6 +60,13 @@ class SandboxSpec:
     network: str = "shared"  # "shared" (the host's network) or "none" (loopback only)
 
 
+class ExecFailed(OSError):
+    """The environment's program could not be run (not found, not executable, not a valid
+    executable): the function's fault, `Runtime.InvalidEntrypoint`, with the path the
+    function sees (Lambda: "fork/exec /var/task/bootstrap: permission denied"). Any other
+    OSError out of a start is the platform's."""
+
+
 class SandboxProcess(Protocol):
     """A started execution environment's process (group)."""
 

@@ -28,7 +28,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from lamina.core.ports import SandboxSpec
+from lamina.core.ports import ExecFailed, SandboxSpec
 from lamina.runtimes.python import python_for
 from lamina.sandbox import cgroups, jail, nursery, rootfs
 from lamina.sandbox import syscalls as sc
@@ -331,11 +331,6 @@ def nursery_interpreter() -> str:
 def _port(address: str) -> int:
     _, _, port = address.rpartition(":")
     return int(port) if port.isdigit() else 0
-
-
-class ExecFailed(OSError):
-    """The runtime could not be exec'd: what Popen would raise, with the path the function
-    sees (Lambda: "fork/exec /var/task/bootstrap: permission denied")."""
 
 
 def _failure(report: bytes) -> Exception:

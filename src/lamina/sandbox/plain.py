@@ -25,7 +25,7 @@ import subprocess
 import sys
 from typing import Any
 
-from lamina.core.ports import SandboxSpec
+from lamina.core.ports import ExecFailed, SandboxSpec
 from lamina.runtimes.python import python_for
 from lamina.runtimes.python.zygote import runs_bootstrap
 from lamina.sandbox import jail, spawner
@@ -231,7 +231,7 @@ class SpawnerClient:
             process.kill()
             details = json.loads(report)
             if "errno" in details:
-                raise OSError(int(details["errno"]), details["strerror"], details["filename"])
+                raise ExecFailed(int(details["errno"]), details["strerror"], details["filename"])
             raise OSError(str(details.get("error", "the spawner failed")))
         return process
 
@@ -258,16 +258,22 @@ class PlainSandboxDriver:
     async def start(self, spec: SandboxSpec) -> PlainProcess | SpawnedProcess:
         if self._spawner is not None and self._spawner.accepts(spec.argv):
             return await self._spawner.start(spec)
-        popen = subprocess.Popen(
-            spec.argv,
-            env=spec.env,
-            cwd=spec.cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=spec.log_fd,
-            stderr=spec.log_fd,
-            start_new_session=True,
-            close_fds=True,
-        )
+        try:
+            popen = subprocess.Popen(
+                spec.argv,
+                env=spec.env,
+                cwd=spec.cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=spec.log_fd,
+                stderr=spec.log_fd,
+                start_new_session=True,
+                close_fds=True,
+            )
+        except OSError as exc:
+            # Popen names the file when the child failed to exec (or to enter its cwd).
+            if exc.filename is not None:
+                raise ExecFailed(exc.errno or 0, exc.strerror or str(exc), exc.filename) from None
+            raise
         return PlainProcess(popen)
 
     def remaps_paths(self) -> bool:
