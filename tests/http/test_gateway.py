@@ -321,7 +321,7 @@ async def test_unexpected_invoke_error_is_logged_not_leaked(
 
 async def _timed(gw: Gateway, req: Request, warp: LoopTimeWarp, after: float) -> Response:
     """Run `req`, move the loop clock `after` seconds on, and return the response."""
-    task = asyncio.create_task(gw(req))
+    task = asyncio.ensure_future(gw(req))
     await settle(lambda: gw.statistics()["in_flight"] == 1)
     warp.advance(after)
     async with asyncio.timeout(5):
@@ -333,7 +333,7 @@ async def test_rest_api_gives_up_after_29_seconds_but_the_invocation_goes_on(
 ) -> None:
     gate = asyncio.Event()
     gw, invoker = gateway(held(gate))
-    task = asyncio.create_task(gw(request("GET", "/app/dev/users/1")))
+    task = asyncio.ensure_future(gw(request("GET", "/app/dev/users/1")))
     await settle(lambda: gw.statistics()["in_flight"] == 1)
     warp.advance(28.9)
     await settle()
@@ -360,7 +360,7 @@ async def test_http_api_gives_up_after_30_seconds(warp: LoopTimeWarp) -> None:
 async def test_alb_waits_for_the_function(warp: LoopTimeWarp) -> None:
     gate = asyncio.Event()
     gw, _ = gateway(held(gate))
-    task = asyncio.create_task(gw(request("GET", "/lb/x")))
+    task = asyncio.ensure_future(gw(request("GET", "/lb/x")))
     await settle(lambda: gw.statistics()["in_flight"] == 1)
     warp.advance(900)
     await settle()
@@ -373,7 +373,7 @@ async def test_alb_waits_for_the_function(warp: LoopTimeWarp) -> None:
 async def test_a_client_going_away_does_not_cancel_the_invocation() -> None:
     gate = asyncio.Event()
     gw, invoker = gateway(held(gate))
-    task = asyncio.create_task(gw(request("GET", "/app/dev/users/1")))
+    task = asyncio.ensure_future(gw(request("GET", "/app/dev/users/1")))
     await settle(lambda: gw.statistics()["in_flight"] == 1)
     task.cancel()  # what the server does when the connection is lost
     await settle(task.done)

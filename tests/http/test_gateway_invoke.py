@@ -84,7 +84,7 @@ async def test_rest_timeout_leaves_the_function_running_to_its_own_timeout(
         gate = Gate()
         h.driver.default_script = Script(handler=gate)
         gateway = _gateway(h)
-        request = asyncio.create_task(gateway(_get("/app/dev/users/1")))
+        request = asyncio.ensure_future(gateway(_get("/app/dev/users/1")))
         await settle(lambda: gate.waiting == 1)
         h.warp.advance(29.5)
         response = await request

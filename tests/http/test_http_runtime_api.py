@@ -10,6 +10,7 @@ from lamina.core.errors import InvalidFunctionResponseMode, InvalidRequestID
 from lamina.core.invocation import MAX_RUNTIME_PAYLOAD, Invocation
 from lamina.http.runtime_api import RuntimeApi, render_error, route
 from lamina.http.server import Request
+from lamina.wire import runtime_api as wire
 
 RID = "8476a536-e9f4-11e8-9739-2dfe598c3fcd"
 ARN = "arn:aws:lambda:us-east-1:000000000000:function:app-dev-api"
@@ -281,3 +282,217 @@ async def test_open_accepts_a_body_of_exactly_the_limit() -> None:
     assert status == 202
     assert [call[0] for call in target.calls] == ["response"]
     assert len(target.calls[0][2]) == MAX_RUNTIME_PAYLOAD  # type: ignore[arg-type]
+
+
+# Lamina's runtime channel, over a real socket
+
+UPGRADE = (
+    b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: x\r\n"
+    b"Connection: Upgrade\r\nUpgrade: lamina-runtime/1\r\n\r\n"
+)
+SWITCHING = (
+    b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: lamina-runtime/1\r\n\r\n"
+)
+
+
+class Channel:
+    """A runtime's end of the channel, on asyncio streams."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, address: str) -> Channel:
+        host, port = address.split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(UPGRADE)
+        assert await reader.readexactly(len(SWITCHING)) == SWITCHING
+        return cls(reader, writer)
+
+    def send(self, kind: bytes, head: bytes = b"", body: bytes = b"") -> None:
+        self.writer.write(wire.frame(kind, head, body))
+
+    async def receive(self) -> tuple[bytes, dict[str, str], bytes]:
+        kind, head_size, body_size = wire.frame_sizes(await self.reader.readexactly(9))
+        head = await self.reader.readexactly(head_size)
+        return kind, wire.parse_head(head), await self.reader.readexactly(body_size)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def _result_head(request_id: str = RID) -> bytes:
+    return f"Lambda-Runtime-Aws-Request-Id: {request_id}\r\nContent-Type: text/plain\r\n".encode()
+
+
+async def test_the_channel_answers_the_upgraded_next_with_an_invocation() -> None:
+    target = FakeTarget()
+    endpoint = await RuntimeApi().open(target)
+    try:
+        channel = await Channel.open(endpoint.address)
+        kind, head, body = await channel.receive()
+        channel.close()
+    finally:
+        endpoint.close()
+    assert (kind, body) == (wire.INVOCATION, b'{"hello":"world"}')
+    assert head == {
+        "content-type": "application/json",
+        "lambda-runtime-aws-request-id": RID,
+        "lambda-runtime-deadline-ms": "1542409706888",
+        "lambda-runtime-invoked-function-arn": ARN,
+        "lambda-runtime-trace-id": TRACE,
+    }
+    assert target.calls == [("next",)]
+
+
+@pytest.mark.parametrize(("kind", "call"), [(wire.RESPONSE, "response"), (wire.ERROR, "error")])
+async def test_a_result_on_the_channel_is_posted_and_answered_with_the_next_invocation(
+    kind: bytes, call: str
+) -> None:
+    target = FakeTarget()
+    endpoint = await RuntimeApi().open(target)
+    try:
+        channel = await Channel.open(endpoint.address)
+        await channel.receive()
+        channel.send(kind, _result_head(), b"42")
+        answer, head, _ = await channel.receive()
+        channel.close()
+    finally:
+        endpoint.close()
+    assert (answer, head["lambda-runtime-aws-request-id"]) == (wire.INVOCATION, RID)
+    assert target.calls == [("next",), (call, RID, b"42", "text/plain"), ("next",)]
+
+
+async def test_a_refused_result_is_a_failure_and_the_channel_goes_on() -> None:
+    target = FakeTarget()
+    endpoint = await RuntimeApi().open(target)
+    try:
+        channel = await Channel.open(endpoint.address)
+        await channel.receive()
+        target.refuse = InvalidRequestID("Invalid request ID")
+        channel.send(wire.RESPONSE, _result_head("nope"), b"{}")
+        failure = await channel.receive()
+        channel.send(wire.NEXT)
+        following, _, _ = await channel.receive()
+        channel.close()
+    finally:
+        endpoint.close()
+    assert failure == (
+        wire.FAILURE,
+        {"status": "400"},
+        b'{"errorType":"InvalidRequestID","errorMessage":"Invalid request ID"}',
+    )
+    assert following == wire.INVOCATION
+    assert [c[0] for c in target.calls] == ["next", "response", "next"]
+
+
+async def test_a_result_over_the_limit_is_a_413_failure_and_the_channel_goes_on() -> None:
+    target = FakeTarget()
+    endpoint = await RuntimeApi().open(target)
+    try:
+        channel = await Channel.open(endpoint.address)
+        await channel.receive()
+        channel.send(wire.RESPONSE, _result_head(), b"x" * (MAX_RUNTIME_PAYLOAD + 1))
+        kind, head, body = await channel.receive()
+        channel.send(wire.NEXT)
+        following, _, _ = await channel.receive()
+        channel.close()
+    finally:
+        endpoint.close()
+    assert (kind, head) == (wire.FAILURE, {"status": "413"})
+    assert orjson.loads(body) == {
+        "errorType": "RequestEntityTooLarge",
+        "errorMessage": "Exceeded maximum allowed payload size (6291556 bytes).",
+    }
+    assert following == wire.INVOCATION
+    assert target.calls == [("next",), ("too_large",), ("next",)]
+
+
+class WaitingTarget(FakeTarget):
+    """`wait_next` waits until cancelled."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cancelled = asyncio.Event()
+
+    async def wait_next(self) -> Invocation:
+        self.calls.append(("next",))
+        try:
+            await asyncio.get_running_loop().create_future()
+        except asyncio.CancelledError:
+            self.cancelled.set()
+            raise
+        raise AssertionError("unreachable")
+
+
+class FutureTarget(FakeTarget):
+    """Hands out `next` as a future, as an execution environment does; `hold` keeps it
+    pending."""
+
+    def __init__(self, *, hold: bool = False) -> None:
+        super().__init__()
+        self.hold = hold
+        self.cancelled = asyncio.Event()
+
+    def next_invocation(self) -> asyncio.Future[Invocation]:
+        self.calls.append(("next",))
+        future: asyncio.Future[Invocation] = asyncio.get_running_loop().create_future()
+        if self.hold:
+            future.add_done_callback(lambda f: f.cancelled() and self.cancelled.set())
+        else:
+            future.set_result(self.invocation)
+        return future
+
+
+async def test_the_channel_takes_next_as_a_future_when_the_target_offers_one() -> None:
+    target = FutureTarget()
+    endpoint = await RuntimeApi().open(target)
+    try:
+        channel = await Channel.open(endpoint.address)
+        first, _, _ = await channel.receive()
+        channel.send(wire.RESPONSE, _result_head(), b"42")
+        second, _, body = await channel.receive()
+        channel.close()
+    finally:
+        endpoint.close()
+    assert (first, second, body) == (wire.INVOCATION, wire.INVOCATION, b'{"hello":"world"}')
+    assert target.calls == [("next",), ("response", RID, b"42", "text/plain"), ("next",)]
+
+
+@pytest.mark.parametrize("target_class", [WaitingTarget, FutureTarget])
+async def test_a_runtime_going_away_cancels_its_pending_next(target_class: type) -> None:
+    target = target_class() if target_class is WaitingTarget else FutureTarget(hold=True)
+    endpoint = await RuntimeApi().open(target)
+    try:
+        channel = await Channel.open(endpoint.address)
+        channel.close()
+        async with asyncio.timeout(5):
+            await target.cancelled.wait()
+    finally:
+        endpoint.close()
+
+
+async def test_a_frame_out_of_turn_closes_the_channel() -> None:
+    target = WaitingTarget()
+    endpoint = await RuntimeApi().open(target)
+    try:
+        channel = await Channel.open(endpoint.address)
+        channel.send(wire.NEXT)  # a second `next` while the first is pending
+        async with asyncio.timeout(5):
+            assert await channel.reader.read() == b""
+            await target.cancelled.wait()
+    finally:
+        endpoint.close()
+
+
+async def test_another_upgrade_is_refused() -> None:
+    endpoint = await RuntimeApi().open(FakeTarget())
+    try:
+        host, port = endpoint.address.split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(UPGRADE.replace(b"lamina-runtime/1", b"websocket"))
+        answer = await reader.read()
+        writer.close()
+    finally:
+        endpoint.close()
+    assert answer.startswith(b"HTTP/1.1 400 Bad Request")

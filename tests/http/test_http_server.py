@@ -324,6 +324,83 @@ async def test_upgrade_is_refused_without_running_the_handler() -> None:
     assert handler.requests == []
 
 
+class Switched(asyncio.Protocol):
+    """What an accepted upgrade hands the connection to."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.BaseTransport | None = None
+        self.received: list[bytes] = []
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.received.append(data)
+
+
+class SwitchingTransport(FakeTransport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.protocol: asyncio.BaseProtocol | None = None
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self.protocol = protocol
+
+
+SWITCHING = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: x/1\r\n\r\n"
+
+
+def _upgrading(seen: list[Request]) -> tuple[HttpProtocol, SwitchingTransport, Switched]:
+    switched = Switched()
+
+    def upgrade(request: Request) -> tuple[bytes, asyncio.Protocol] | None:
+        seen.append(request)
+        return (SWITCHING, switched) if request.header("upgrade") == "x/1" else None
+
+    protocol = HttpProtocol(Recorder(), 64, TooLarge(), upgrade)
+    transport = SwitchingTransport()
+    protocol.connection_made(transport)  # type: ignore[arg-type]
+    return protocol, transport, switched
+
+
+async def test_an_accepted_upgrade_hands_the_connection_over() -> None:
+    seen: list[Request] = []
+    protocol, transport, switched = _upgrading(seen)
+    protocol.data_received(
+        b"GET /next HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: x/1\r\n\r\nframe"
+    )
+    assert [(r.method, r.path) for r in seen] == [("GET", "/next")]
+    assert transport.writes == [SWITCHING]
+    assert transport.protocol is switched and switched.transport is transport
+    assert switched.received == [b"frame"]  # what followed the request is the new protocol's
+    assert not transport.closed
+    protocol.data_received(b"GET /late HTTP/1.1\r\n\r\n")  # nothing reaches the old one
+    assert transport.writes == [SWITCHING]
+
+
+async def test_an_upgrade_the_handler_declines_is_refused() -> None:
+    seen: list[Request] = []
+    protocol, transport, _ = _upgrading(seen)
+    protocol.data_received(b"GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+    assert transport.writes[0].startswith(b"HTTP/1.1 400 Bad Request")
+    assert transport.closed
+    assert transport.protocol is None
+
+
+async def test_an_upgrade_behind_a_request_in_flight_is_refused() -> None:
+    seen: list[Request] = []
+    protocol, transport, _ = _upgrading(seen)
+    protocol.data_received(
+        b"GET /one HTTP/1.1\r\n\r\n"
+        b"GET /next HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: x/1\r\n\r\n"
+    )
+    writes = await transport.wait_writes(2)
+    assert writes[0] == _response(200, _echo("GET", "/one"))
+    assert writes[1].startswith(b"HTTP/1.1 400 Bad Request")
+    assert seen == []
+    assert transport.protocol is None
+
+
 async def test_handler_exception_is_a_500_without_details() -> None:
     handler = Recorder()
     protocol, transport, _ = _connect(handler)

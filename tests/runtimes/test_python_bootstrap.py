@@ -7,6 +7,7 @@ AWS's own runtime client (awslambdaric) is run against the same fake to prove th
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import os
@@ -961,3 +962,155 @@ def test_runtime_api_client_reads_other_framings(response: bytes) -> None:
         thread.join(WAIT)
     assert headers["lambda-runtime-aws-request-id"] == "r"
     assert body == b'{"a":1}'
+
+
+# ---------------------------------------------------------------------------------------------
+# Lamina's runtime channel
+
+
+def _frame(kind: bytes, head: bytes, body: bytes) -> bytes:
+    return kind + len(head).to_bytes(4, "big") + len(body).to_bytes(4, "big") + head + body
+
+
+def _read_frame(conn: socket.socket) -> tuple[bytes, bytes, bytes]:
+    def exactly(size: int) -> bytes:
+        data = b""
+        while len(data) < size:
+            chunk = conn.recv(size - len(data))
+            assert chunk, "the runtime closed the connection"
+            data += chunk
+        return data
+
+    start = exactly(9)
+    head = exactly(int.from_bytes(start[1:5], "big"))
+    return start[:1], head, exactly(int.from_bytes(start[5:9], "big"))
+
+
+def test_runtime_api_client_speaks_lamina_s_channel_when_offered() -> None:
+    runtime = _load_runtime()
+    invocation_head = (
+        b"Content-Type: application/json\r\nLambda-Runtime-Aws-Request-Id: r1\r\n"
+        b"Lambda-Runtime-Deadline-Ms: 42\r\n"
+    )
+    seen: list[object] = []
+    with socket.create_server(("127.0.0.1", 0)) as server:
+
+        def serve() -> None:
+            conn, _ = server.accept()
+            with conn:
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    request += conn.recv(65536)
+                seen.append(request)
+                conn.sendall(
+                    b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+                    b"Upgrade: lamina-runtime/1\r\n\r\n" + _frame(b"I", invocation_head, b"{}")
+                )
+                seen.append(_read_frame(conn))
+                conn.sendall(_frame(b"X", b"Status: 413\r\n", b'{"errorType":"X"}'))
+                seen.append(_read_frame(conn))
+                conn.sendall(_frame(b"I", invocation_head.replace(b"r1", b"r2"), b"[1]"))
+                seen.append(_read_frame(conn))
+                conn.sendall(_frame(b"I", invocation_head.replace(b"r1", b"r3"), b"[2]"))
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        api = runtime.RuntimeAPI(f"127.0.0.1:{server.getsockname()[1]}")
+        headers, body = api.next()
+        with pytest.raises(runtime.RuntimeAPIError) as refused:
+            api.post_response("r1", b"x" * 10, "text/plain")
+        following = api.next()
+        after_error = api.post_error("r2", '{"errorType":"E"}', "")
+        api.close()
+        thread.join(WAIT)
+
+    assert b"Connection: Upgrade\r\nUpgrade: lamina-runtime/1\r\n" in seen[0]  # type: ignore[operator]
+    assert (headers["lambda-runtime-aws-request-id"], body) == ("r1", b"{}")
+    assert headers["content-type"] == "application/json"
+    assert seen[1] == (
+        b"R",
+        b"Lambda-Runtime-Aws-Request-Id: r1\r\nContent-Type: text/plain\r\n",
+        b"x" * 10,
+    )
+    # Worded as over HTTP: the same warning reaches the function's log.
+    assert str(refused.value) == (
+        "Request to Lambda Runtime '/2018-06-01/runtime/invocation/r1/response' endpoint "
+        "failed. Reason: '413'. Response body: 'b'{\"errorType\":\"X\"}''"
+    )
+    assert seen[2] == (b"N", b"", b"")
+    assert (following[0]["lambda-runtime-aws-request-id"], following[1]) == ("r2", b"[1]")
+    assert seen[3] == (
+        b"E",
+        b"Lambda-Runtime-Aws-Request-Id: r2\r\nContent-Type: application/json\r\n",
+        b'{"errorType":"E"}',
+    )
+    assert after_error is not None and after_error[1] == b"[2]"
+
+
+async def test_the_runtime_uses_the_channel_of_lamina_s_runtime_api(
+    runtimes: RuntimeFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lamina.core.invocation import Invocation as LaminaInvocation
+    from lamina.http import runtime_api
+
+    channels: list[object] = []
+
+    class RecordedChannel(runtime_api.RuntimeChannel):
+        def __init__(self, target: Any) -> None:
+            super().__init__(target)
+            channels.append(self)
+
+    monkeypatch.setattr(runtime_api, "RuntimeChannel", RecordedChannel)
+
+    class Target:
+        def __init__(self) -> None:
+            self.queue: asyncio.Queue[LaminaInvocation] = asyncio.Queue()
+            self.posts: list[tuple[str, str, bytes, str]] = []
+            self.posted = asyncio.Event()
+
+        async def wait_next(self) -> LaminaInvocation:
+            return await self.queue.get()
+
+        def post_response(self, request_id: str, body: bytes, content_type: str) -> None:
+            self.posts.append(("response", request_id, body, content_type))
+            self.posted.set()
+
+        def post_error(self, request_id: str, body: bytes, content_type: str) -> None:
+            self.posts.append(("error", request_id, body, content_type))
+            self.posted.set()
+
+        def post_init_error(self, body: bytes, content_type: str) -> None:
+            raise AssertionError(body)
+
+        def post_too_large(self) -> None:
+            raise AssertionError("too large")
+
+    target = Target()
+    endpoint = await runtime_api.RuntimeApi().open(target)  # type: ignore[arg-type]
+    runtimes.write(
+        "app.py",
+        "def handler(event, context):\n"
+        "    if event.get('fail'):\n"
+        "        raise ValueError('boom')\n"
+        "    print('handled', context.aws_request_id)\n"
+        "    return {'got': event}\n",
+    )
+    rt = runtimes.start(env={"AWS_LAMBDA_RUNTIME_API": endpoint.address})
+    try:
+        for request_id, event in (("a", {"n": 1}), ("b", {"fail": True}), ("c", {"n": 3})):
+            target.queue.put_nowait(
+                LaminaInvocation(request_id, json.dumps(event).encode(), ARN, 0, "Root=1-x")
+            )
+        async with asyncio.timeout(WAIT):
+            while len(target.posts) < 3:
+                target.posted.clear()
+                await target.posted.wait()
+    finally:
+        rt.process.kill()
+        endpoint.close()
+    assert len(channels) == 1  # one connection, upgraded with the first `next`
+    (_, a, a_body, a_type), (kind, b, b_body, _), (_, c, c_body, _) = target.posts
+    assert (a, json.loads(a_body), a_type) == ("a", {"got": {"n": 1}}, "application/json")
+    assert (kind, b, json.loads(b_body)["errorType"]) == ("error", "b", "ValueError")
+    assert (c, json.loads(c_body)) == ("c", {"got": {"n": 3}})
+    assert "handled a\n" in rt.stdout and "[ERROR] ValueError: boom" in rt.stdout

@@ -188,6 +188,32 @@ async def test_a_timeout_kills_the_environment(tmp_path: Path) -> None:
         assert report.endswith("\tStatus: timeout\t")
 
 
+async def test_a_warm_environment_times_out_at_each_invocation_s_own_deadline(
+    tmp_path: Path,
+) -> None:
+    async with Harness(tmp_path) as h:
+        h.deploy("fn", timeout=1)
+        first_done = False
+
+        def handler(runtime: FakeRuntime, invocation: Invocation) -> Reply:
+            return Respond(b"{}") if not first_done else Hang()
+
+        h.driver.default_script = Script(handler=handler)
+        await h.invoke("fn", request_id="quick")
+        first_done = True
+        h.warp.advance(0.6)
+        task = h.start_invoke("fn", request_id="slow")
+        await settle(lambda: h.received() == ["quick", "slow"])
+
+        h.warp.advance(0.5)  # past the first invocation's deadline, not this one's
+        await settle()
+        assert not task.done()
+
+        h.warp.advance(0.5)
+        response = await task
+        assert response.result.outcome is Outcome.TIMEOUT
+
+
 async def test_an_init_timeout_is_retried_once_as_a_suppressed_init(tmp_path: Path) -> None:
     async with Harness(tmp_path, init_timeout=0.01) as h:
         h.deploy("fn")

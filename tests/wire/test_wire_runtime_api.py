@@ -78,3 +78,42 @@ def test_error_body() -> None:
 def test_accepted_body_and_prefix() -> None:
     assert wire.ACCEPTED == b'{"status":"OK"}'
     assert wire.PREFIX == "/2018-06-01/runtime/"
+
+
+# Lamina's runtime channel
+
+
+def test_a_frame_is_kind_lengths_head_body() -> None:
+    data = wire.frame(wire.RESPONSE, b"A: 1\r\n", b"body")
+    assert data == b"R\x00\x00\x00\x06\x00\x00\x00\x04A: 1\r\nbody"
+    assert wire.frame_sizes(data) == (b"R", 6, 4)
+
+
+def test_an_invocation_frame_carries_what_next_answers() -> None:
+    data = wire.invocation_frame(_invocation(client_context='{"custom":{}}'))
+    kind, head_size, body_size = wire.frame_sizes(data)
+    head = data[wire.FRAME_HEAD : wire.FRAME_HEAD + head_size]
+    assert kind == wire.INVOCATION
+    assert data[wire.FRAME_HEAD + head_size :] == b'{"hello":"world"}'
+    assert body_size == len(b'{"hello":"world"}')
+    assert wire.parse_head(head) == {
+        "content-type": "application/json",
+        "lambda-runtime-aws-request-id": RID,
+        "lambda-runtime-deadline-ms": "1542409706888",
+        "lambda-runtime-invoked-function-arn": ARN,
+        "lambda-runtime-trace-id": TRACE,
+        "lambda-runtime-client-context": '{"custom":{}}',
+    }
+
+
+def test_a_failure_frame_carries_the_status() -> None:
+    data = wire.failure_frame(413, b"{}")
+    assert data == b"X\x00\x00\x00\x0d\x00\x00\x00\x02Status: 413\r\n{}"
+
+
+def test_parse_head_lower_cases_names_and_strips_values() -> None:
+    assert wire.parse_head(b"Content-Type:  text/plain \r\nX-A: b: c\r\n") == {
+        "content-type": "text/plain",
+        "x-a": "b: c",
+    }
+    assert wire.parse_head(b"") == {}

@@ -14,9 +14,11 @@ posted its result lands inside START...END.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -43,6 +45,57 @@ from lamina.core.runtime_state import RuntimeState, RuntimeStateMachine
 from lamina.telemetry.logs import LogSink
 
 InitStatus = Literal["ready", "init_error", "exited", "timeout"]
+
+
+class Deadline:
+    """When the running invocation's time is up, on one timer for invocation after invocation.
+
+    `set` arms the timer only when none is pending that fires first; a timer that fires
+    before the deadline of the invocation then running is armed again for it; `clear` just
+    forgets the deadline. A warm environment thus makes a timer every timeout period rather
+    than one per invocation (call_later and cancel: ~3 µs per invocation, measured).
+    """
+
+    __slots__ = ("_expire", "_loop", "_timer", "_when")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._timer: asyncio.TimerHandle | None = None
+        self._when = 0.0
+        self._expire: Callable[[], None] | None = None
+
+    def set(self, delay: float, expire: Callable[[], None]) -> None:
+        """Call `expire` in `delay` seconds, unless `clear` or `set` comes first."""
+        self._when = when = self._loop.time() + delay
+        self._expire = expire
+        timer = self._timer
+        if timer is None or timer.when() > when:
+            if timer is not None:
+                timer.cancel()
+            self._timer = self._loop.call_at(when, self._fire)
+
+    def clear(self) -> None:
+        self._expire = None
+
+    def cancel(self) -> None:
+        self._expire = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _fire(self) -> None:
+        self._timer = None
+        expire = self._expire
+        if expire is None:
+            return  # nothing running: the next `set` arms a timer again
+        if self._loop.time() < self._when - _TIMER_SLACK_S:
+            self._timer = self._loop.call_at(self._when, self._fire)
+            return
+        self._expire = None
+        expire()
+
+
+_TIMER_SLACK_S = 0.001  # the loop's timers fire to the millisecond
 
 
 class EnvState(StrEnum):
@@ -86,8 +139,10 @@ class ExecutionEnvironment:
         self._log_fd = -1
         self._partial = b""
         self._started_at = 0.0
-        loop = asyncio.get_running_loop()
+        # Kept: asyncio.get_running_loop() costs a getpid() on each call (Python 3.11).
+        self._loop = loop = asyncio.get_running_loop()
         self._ready: asyncio.Future[InitStatus] = loop.create_future()
+        self._deadline = Deadline(loop)
         self._waiter: asyncio.Future[Invocation] | None = None
         self._queued: Invocation | None = None
         self._current: Invocation | None = None
@@ -171,6 +226,7 @@ class ExecutionEnvironment:
     def stop(self) -> None:
         """Kill the runtime and everything it started; release the endpoint. Idempotent."""
         self.state = EnvState.DEAD
+        self._deadline.cancel()
         if self._process is not None:
             self._process.kill()
         if self._endpoint is not None:
@@ -198,21 +254,21 @@ class ExecutionEnvironment:
     # invoking
 
     async def invoke(self, invocation: Invocation, timeout_s: float) -> InvocationResult:
-        loop = asyncio.get_running_loop()
         self.state = EnvState.BUSY
         self.invocations += 1
         self._current = invocation
-        result: asyncio.Future[InvocationResult] = loop.create_future()
+        result: asyncio.Future[InvocationResult] = self._loop.create_future()
         self._result = result
         if self._waiter is not None and not self._waiter.done():
             self._deliver(self._waiter, invocation)
         else:
             self._queued = invocation
-        timer = loop.call_later(timeout_s, self._on_timeout, timeout_s)
+        self._deadline.set(timeout_s, functools.partial(self._on_timeout, timeout_s))
         try:
             return await result
         finally:
-            timer.cancel()
+            self._deadline.clear()
+            # Whatever the runtime printed before it posted its result is in the pipe by now.
             self._drain_logs()
             self._current = None
             self._queued = None
@@ -233,12 +289,17 @@ class ExecutionEnvironment:
 
     def _complete(self, result: InvocationResult) -> None:
         if self._result is not None and not self._result.done():
-            self._drain_logs()
-            self._result.set_result(result)
+            self._result.set_result(result)  # `invoke` drains the log pipe as it resumes
 
     # the Runtime API side (RuntimeTarget)
 
     async def wait_next(self) -> Invocation:
+        return await self.next_invocation()
+
+    def next_invocation(self) -> asyncio.Future[Invocation]:
+        """`next` as a future: resolved at once when an invocation is queued, else when one
+        is delivered; cancelling it withdraws the request. (The runtime channel waits on it
+        with a callback rather than a task per invocation.) Raises on an invalid state."""
         if self._waiter is not None and not self._waiter.done():
             raise InvalidStateTransition("a `next` request is already waiting")
         first = self._runtime.state is RuntimeState.STARTING
@@ -249,16 +310,14 @@ class ExecutionEnvironment:
                 self.state = EnvState.IDLE
             if not self._ready.done():
                 self._ready.set_result("ready")
+        waiter: asyncio.Future[Invocation] = self._loop.create_future()
         queued, self._queued = self._queued, None
         if queued is not None:
             self._runtime.deliver(queued.request_id)
-            return queued
-        waiter: asyncio.Future[Invocation] = asyncio.get_running_loop().create_future()
-        self._waiter = waiter
-        try:
-            return await waiter
-        finally:
-            self._waiter = None
+            waiter.set_result(queued)
+        else:
+            self._waiter = waiter
+        return waiter
 
     def post_response(self, request_id: str, body: bytes, content_type: str) -> None:
         self._runtime.respond(request_id)

@@ -12,8 +12,6 @@ same as for `invoke`.
 
 from __future__ import annotations
 
-import secrets
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +34,7 @@ from lamina.core.models import Account
 from lamina.core.runtimes import choose
 from lamina.services.environment import ExecutionEnvironment
 from lamina.services.fpm import FpmEnvironment, HttpAnswer
+from lamina.services.ids import IDS
 from lamina.services.launch import EntrypointMissing
 from lamina.services.pool import Pool
 from lamina.services.registry import DeployedFunction, Registry
@@ -132,11 +131,11 @@ class InvokeService:
         client_context: str | None,
     ) -> Invocation:
         return Invocation(
-            request_id=request_id or str(uuid.uuid4()),
+            request_id=request_id or IDS.request_id(),
             payload=payload,
             invoked_arn=self._account.function_arn(name, qualifier),
             deadline_ms=0,
-            trace_id=trace_id(secrets.token_hex(20), self._clock.time()),
+            trace_id=trace_id(IDS.hex(40), self._clock.time()),
             client_context=client_context,
         )
 

@@ -15,6 +15,7 @@ Reply: a JSON object with an integer `statusCode`; `headers` and `multiValueHead
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 from typing import Any
 from urllib.parse import parse_qsl
@@ -48,7 +49,7 @@ def build_event(match: Match, request: HttpRequest, context: Context) -> dict[st
     route = match.route
     http_api = route.kind == "httpApi"
     headers = with_forwarding(request, context.trace_id, _FORWARDING)
-    pairs = parse_qsl(request.query, keep_blank_values=True)
+    pairs = parse_qsl(request.query, keep_blank_values=True) if request.query else []
     multi_query: dict[str, list[str]] | None = multi_values(pairs) if pairs else None
     body: str | None = None
     encoded = False
@@ -69,11 +70,11 @@ def build_event(match: Match, request: HttpRequest, context: Context) -> dict[st
         "pathParameters": dict(match.path_parameters) or None,
         "stageVariables": None,
         "requestContext": {
-            "resourceId": hashlib.sha1(resource.encode()).hexdigest()[:6],
+            "resourceId": _resource_id(resource),
             "resourcePath": resource,
             "httpMethod": request.method,
             "extendedRequestId": extended_request_id(context.request_id),
-            "requestTime": clf_time(context.time),
+            "requestTime": request_time(int(context.time)),
             "path": request.path,
             "accountId": context.account_id,
             "protocol": "HTTP/1.1",
@@ -91,6 +92,18 @@ def build_event(match: Match, request: HttpRequest, context: Context) -> dict[st
     if http_api:
         event = {"version": "1.0", **event}
     return event
+
+
+@functools.lru_cache(maxsize=4)
+def request_time(epoch_s: int) -> str:
+    """`clf_time`, formatted once per second rather than once per request."""
+    return clf_time(epoch_s)
+
+
+@functools.lru_cache(maxsize=1024)
+def _resource_id(resource: str) -> str:
+    """A hash of the resource path: the same for every request of a route."""
+    return hashlib.sha1(resource.encode()).hexdigest()[:6]
 
 
 def extended_request_id(request_id: str) -> str:

@@ -20,12 +20,12 @@ from urllib.parse import parse_qsl, unquote
 import orjson
 
 from lamina.core.routing import Match, route_key
+from lamina.wire.apigw_v1 import request_time
 from lamina.wire.events import (
     Context,
     HttpReply,
     HttpRequest,
     MalformedResult,
-    clf_time,
     domain_prefix,
     encode_body,
     has_header,
@@ -64,12 +64,13 @@ def build_event(match: Match, request: HttpRequest, context: Context) -> dict[st
     if cookies:
         event["cookies"] = cookies
     event["headers"] = headers
-    query: dict[str, str] = {}
-    for name, value in parse_qsl(request.query, keep_blank_values=True):
-        earlier = query.get(name)
-        query[name] = value if earlier is None else f"{earlier},{value}"
-    if query:
-        event["queryStringParameters"] = query
+    if request.query:
+        query: dict[str, str] = {}
+        for name, value in parse_qsl(request.query, keep_blank_values=True):
+            earlier = query.get(name)
+            query[name] = value if earlier is None else f"{earlier},{value}"
+        if query:
+            event["queryStringParameters"] = query
     event["requestContext"] = {
         "accountId": context.account_id,
         "apiId": route.api_id,
@@ -85,7 +86,7 @@ def build_event(match: Match, request: HttpRequest, context: Context) -> dict[st
         "requestId": context.request_id,
         "routeKey": key,
         "stage": "$default",
-        "time": clf_time(context.time),
+        "time": request_time(int(context.time)),
         "timeEpoch": int(context.time * 1000),
     }
     if match.path_parameters:

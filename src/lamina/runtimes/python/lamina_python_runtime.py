@@ -40,6 +40,13 @@ _USER_AGENT = "User-Agent: lamina-python/" + ".".join(map(str, sys.version_info[
 _ERROR_TYPE_HEADER = "Lambda-Runtime-Function-Error-Type"
 _XRAY_ERROR_CAUSE_HEADER = "Lambda-Runtime-Function-XRay-Error-Cause"
 _XRAY_ERROR_CAUSE_LIMIT = 1024 * 1024
+# Lamina's runtime channel (lamina/wire/runtime_api.py): asked for with the first `next`,
+# it carries one exchange per invocation (a result and the request for the next invocation,
+# then that invocation) in frames: no HTTP to build or parse. Servers other than Lamina's
+# answer that `next` as any other.
+_CHANNEL_UPGRADE = [("Connection", "Upgrade"), ("Upgrade", "lamina-runtime/1")]
+_FRAME_HEAD = 9  # kind, head length, body length (4 bytes each, big-endian)
+_REQUEST_ID_HEADER = "Lambda-Runtime-Aws-Request-Id"
 _ERROR_LOG_LINE_TERMINATE = "\r"
 _ERROR_LOG_INDENT = "\u00a0"
 _TEXT_LOG_FORMAT = "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n"
@@ -373,29 +380,53 @@ class RuntimeAPI:
         self._sock: _socket.socket | None = None
         self._buf = bytearray()
         self._requests = 0
+        self._channel = False  # this connection speaks Lamina's runtime channel
 
     def __repr__(self) -> str:
         state = "connected" if self._sock is not None else "idle"
+        if self._channel:
+            state += " (channel)"
         return f"<RuntimeAPI {self.address} {state} requests={self._requests}>"
 
     def next(self) -> tuple[dict[str, str], bytes]:
         path = _API_PREFIX + "/invocation/next"
-        status, headers, body = self._request("GET", path)
+        if self._channel:
+            return self._exchange(path, b"N", "", b"")
+        status, headers, body = self._request("GET", path, headers=_CHANNEL_UPGRADE)
+        if status == 101:
+            self._channel = True
+            return self._read_frame(path)
         if status != 200:
             raise RuntimeAPIError(path, status, body)
         return headers, body
 
-    def post_response(self, request_id: str, payload: bytes, content_type: str) -> None:
+    def post_response(
+        self, request_id: str, payload: bytes, content_type: str
+    ) -> tuple[dict[str, str], bytes] | None:
+        """Post a result; on the runtime channel, this returns the next invocation."""
         path = f"{_API_PREFIX}/invocation/{request_id}/response"
+        if self._channel:
+            head = f"{_REQUEST_ID_HEADER}: {request_id}\r\nContent-Type: {content_type}\r\n"
+            return self._exchange(path, b"R", head, payload)
         self._post(path, payload, [("Content-Type", content_type)])
+        return None
 
-    def post_error(self, request_id: str, error: str, xray_fault: str) -> None:
+    def post_error(
+        self, request_id: str, error: str, xray_fault: str
+    ) -> tuple[dict[str, str], bytes] | None:
+        """Post an error; on the runtime channel, this returns the next invocation."""
         # Like awslambdaric's C++ client: no error-type header on invocation errors.
         headers = [("Content-Type", "application/json")]
         if xray_fault:
             headers.append((_XRAY_ERROR_CAUSE_HEADER, xray_fault))
         path = f"{_API_PREFIX}/invocation/{request_id}/error"
-        self._post(path, error.encode("utf-8", "replace"), headers)
+        body = error.encode("utf-8", "replace")
+        if self._channel:
+            lines = [(_REQUEST_ID_HEADER, request_id), *headers]
+            head = "".join(f"{name}: {value}\r\n" for name, value in lines)
+            return self._exchange(path, b"E", head, body)
+        self._post(path, body, headers)
+        return None
 
     def post_init_error(self, error: str, error_type: str) -> None:
         headers = [("Content-Type", "application/json"), (_ERROR_TYPE_HEADER, error_type)]
@@ -404,6 +435,7 @@ class RuntimeAPI:
     def close(self) -> None:
         sock, self._sock = self._sock, None
         self._buf.clear()
+        self._channel = False
         if sock is not None:
             sock.close()
 
@@ -411,6 +443,45 @@ class RuntimeAPI:
         status, _, response = self._request("POST", path, body, headers)
         if not 200 <= status < 300:
             raise RuntimeAPIError(path, status, response)
+
+    def _exchange(
+        self, path: str, kind: bytes, head: str, body: bytes
+    ) -> tuple[dict[str, str], bytes]:
+        """One frame out, one in: the next invocation (or the failure `path` got)."""
+        sock = self._sock
+        if sock is None:
+            raise ConnectionError(f"Runtime API at {self.address} closed the connection")
+        raw_head = head.encode("utf-8", "replace")
+        start = kind + len(raw_head).to_bytes(4, "big") + len(body).to_bytes(4, "big") + raw_head
+        self._requests += 1
+        try:
+            if len(body) > 65536:
+                sock.sendall(start)
+                sock.sendall(body)
+            else:
+                sock.sendall(start + body)
+            return self._read_frame(path)
+        except RuntimeAPIError:
+            raise  # a FAILURE frame: the channel goes on
+        except BaseException:
+            self.close()
+            raise
+
+    def _read_frame(self, path: str) -> tuple[dict[str, str], bytes]:
+        buf = self._buf
+        while len(buf) < _FRAME_HEAD:
+            if not self._fill():
+                raise ConnectionError("Runtime API closed the connection mid-frame")
+        kind = buf[0]
+        head_size = int.from_bytes(buf[1:5], "big")
+        body_size = int.from_bytes(buf[5:9], "big")
+        del buf[:_FRAME_HEAD]
+        fields = _parse_fields(self._read_exact(head_size))
+        body = self._read_exact(body_size)
+        if kind == ord("I"):
+            return fields, body
+        status = fields.get("status", "")
+        raise RuntimeAPIError(path, int(status) if status.isdigit() else 0, body)
 
     def _request(
         self,
@@ -493,15 +564,13 @@ class RuntimeAPI:
                 if not buf:
                     raise _StaleConnection from None
                 raise
-            # UTF-8, like awslambdaric's C++ client hands header values to Python.
-            lines = bytes(buf[:end]).decode("utf-8", "replace").split("\r\n")
+            status_line, _, fields = bytes(buf[:end]).partition(b"\r\n")
             del buf[: end + 4]
-            version, _, rest = lines[0].partition(" ")
+            version, _, rest = status_line.decode("utf-8", "replace").partition(" ")
             status = int(rest[:3])
-            headers = {}
-            for line in lines[1:]:
-                name, _, value = line.partition(":")
-                headers[name.strip().lower()] = value.strip()
+            headers = _parse_fields(fields)
+            if status == 101:
+                return status, headers, b""  # the connection now speaks another protocol
             if not 100 <= status < 200:
                 break
 
@@ -560,6 +629,17 @@ class RuntimeAPI:
                 return b"".join(parts)
             parts.append(self._read_exact(size))
             self._read_exact(2)
+
+
+def _parse_fields(block: bytes) -> dict[str, str]:
+    """`Name: value` lines, names lower-cased."""
+    fields = {}
+    # UTF-8, like awslambdaric's C++ client hands header values to Python.
+    for line in block.decode("utf-8", "replace").split("\r\n"):
+        name, _, value = line.partition(":")
+        if name:
+            fields[name.strip().lower()] = value.strip()
+    return fields
 
 
 class _StaleConnection(Exception):
@@ -866,7 +946,9 @@ def get_handler(handler: str) -> object:
 
 def handle_invocation(
     api: RuntimeAPI, request_handler: object, headers: dict[str, str], body: bytes
-) -> None:
+) -> tuple[dict[str, str], bytes] | None:
+    """Run one invocation and post its outcome; returns the next invocation if the Runtime
+    API answered the post with it."""
     invoke_id = headers.get("lambda-runtime-aws-request-id", "")
     error_result = None
     xray_fault: dict[str, object] = {}
@@ -908,13 +990,13 @@ def handle_invocation(
             xray_json = to_json(xray_fault)
             if len(xray_json.encode("utf-8")) >= _XRAY_ERROR_CAUSE_LIMIT:
                 xray_json = ""
-            api.post_error(invoke_id, to_json(error_result), xray_json)
-        else:
-            _flush_stdio()
-            api.post_response(invoke_id, payload, content_type)
+            return api.post_error(invoke_id, to_json(error_result), xray_json)
+        _flush_stdio()
+        return api.post_response(invoke_id, payload, content_type)
     except (RuntimeAPIError, OSError) as e:
         # E.g. 413 for an oversized response: the platform reports it to the invoker.
         runtime_log("WARNING", f"{e}: This won't kill the Runtime loop")
+    return None
 
 
 def _update_xray_env(trace_id: str | None) -> None:
@@ -975,17 +1057,20 @@ def main(argv: list[str] | None = None) -> int:
         _fail_init(api, error_result)
         return 1
 
+    following = None  # the next invocation, when posting a result brought it
     while True:
-        try:
-            headers, body = api.next()
-        except (RuntimeAPIError, OSError) as e:
-            runtime_log("ERROR", f"Failed to get next invocation: {e}")
-            _flush_stdio()
-            return 1
+        if following is None:
+            try:
+                following = api.next()
+            except (RuntimeAPIError, OSError) as e:
+                runtime_log("ERROR", f"Failed to get next invocation: {e}")
+                _flush_stdio()
+                return 1
+        headers, body = following
         _State.request_id = headers.get("lambda-runtime-aws-request-id")
         _State.tenant_id = headers.get("lambda-runtime-aws-tenant-id") or None
         _update_xray_env(headers.get("lambda-runtime-trace-id") or None)
-        handle_invocation(api, request_handler, headers, body)
+        following = handle_invocation(api, request_handler, headers, body)
 
 
 if __name__ == "__main__":
