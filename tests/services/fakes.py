@@ -31,7 +31,7 @@ from lamina.config import Settings
 from lamina.core.clock import FakeClock
 from lamina.core.invocation import Invocation
 from lamina.core.models import Account, FunctionConfig, LogEvent
-from lamina.core.ports import RuntimeTarget, SandboxSpec
+from lamina.core.ports import ExecFailed, RuntimeTarget, SandboxSpec
 from lamina.core.scheduling import Ledger
 from lamina.services.environment import ExecutionEnvironment
 from lamina.services.invoke import InvokeResponse, InvokeService
@@ -248,6 +248,7 @@ class FakeSandboxDriver:
         self.default_script: Script | None = Script()
         self.fail_starts = 0  # the next N starts raise OSError
         self.crash_starts = 0  # the next N starts raise a platform fault (not an OSError)
+        self.starved_starts = 0  # the next N starts run out of descriptors (the platform's)
         self._pids = itertools.count(4001)
 
     def __repr__(self) -> str:
@@ -257,7 +258,10 @@ class FakeSandboxDriver:
         self.specs.append(spec)
         if self.fail_starts > 0:
             self.fail_starts -= 1
-            raise OSError(errno.ENOENT, "No such file or directory", spec.argv[0])
+            raise ExecFailed(errno.ENOENT, "No such file or directory", spec.argv[0])
+        if self.starved_starts > 0:
+            self.starved_starts -= 1
+            raise OSError(errno.EMFILE, "Too many open files")
         if self.crash_starts > 0:
             self.crash_starts -= 1
             raise RuntimeError("the sandbox driver failed")

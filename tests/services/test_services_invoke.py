@@ -3,6 +3,7 @@ lines every invocation gets."""
 
 from __future__ import annotations
 
+import errno
 import json
 from pathlib import Path
 
@@ -283,6 +284,22 @@ async def test_a_provided_function_without_bootstrap_is_an_invalid_entrypoint(
         assert lines[2] == "END RequestId: req-1"
         assert lines[3].startswith("REPORT RequestId: req-1\t")
         assert lines[3].endswith("\tStatus: error\t")
+
+
+async def test_a_start_failing_for_the_platform_is_not_blamed_on_the_function(
+    tmp_path: Path,
+) -> None:
+    async with Harness(tmp_path) as h:
+        h.deploy("fn")
+        h.driver.starved_starts = 1
+
+        with pytest.raises(OSError) as raised:
+            await h.invoke("fn", request_id="req-1")
+
+        assert raised.value.errno == errno.EMFILE
+        assert h.ledger.in_flight == {}
+        assert h.ledger.memory_in_use_mb == 0
+        assert (await h.invoke("fn")).result.outcome is Outcome.SUCCESS
 
 
 async def test_an_unknown_function_or_qualifier_is_not_found(tmp_path: Path) -> None:

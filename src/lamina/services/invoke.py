@@ -31,6 +31,7 @@ from lamina.core.invocation import (
     timed_out,
 )
 from lamina.core.models import Account
+from lamina.core.ports import ExecFailed
 from lamina.core.runtimes import choose
 from lamina.services.environment import ExecutionEnvironment
 from lamina.services.fpm import FpmEnvironment, HttpAnswer
@@ -158,7 +159,7 @@ class InvokeService:
                     return self._without_environment(
                         deployed, invocation, invalid_entrypoint(request_id, missing.looked_at)
                     )
-                except OSError as exc:  # e.g. a bootstrap without a #! line
+                except ExecFailed as exc:  # e.g. a bootstrap without a #! line
                     return self._without_environment(
                         deployed, invocation, unstartable(request_id, exc)
                     )
@@ -278,7 +279,7 @@ def _result_size(body: bytes) -> int:
     return len(body)
 
 
-def unstartable(request_id: str, exc: OSError) -> InvocationResult:
+def unstartable(request_id: str, exc: ExecFailed) -> InvocationResult:
     """The runtime could not be executed at all: Lambda's wording for a failed exec."""
     reason = (exc.strerror or str(exc)).lower()
     message = f"RequestId: {request_id} Error: fork/exec {exc.filename}: {reason}"
