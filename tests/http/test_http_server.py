@@ -411,6 +411,28 @@ async def test_handler_exception_is_a_500_without_details() -> None:
     assert writes[1] == _response(200, _echo("GET", "/next"))
 
 
+async def test_a_handler_answering_with_a_future_is_answered_when_it_resolves() -> None:
+    futures: list[asyncio.Future[Response]] = []
+
+    def handler(request: Request) -> asyncio.Future[Response]:
+        if request.path == "/boom":
+            raise RuntimeError("secret detail")
+        futures.append(asyncio.get_running_loop().create_future())
+        return futures[-1]
+
+    protocol = HttpProtocol(handler, 64, TooLarge())
+    transport = FakeTransport()
+    protocol.connection_made(transport)  # type: ignore[arg-type]
+    protocol.data_received(b"GET /boom HTTP/1.1\r\n\r\nGET /one HTTP/1.1\r\n\r\n")
+    assert transport.writes == [_response(500, b'{"Type":"Service","Message":"internal error"}')]
+    futures[0].set_result(Response(200, b"{}"))
+    writes = await transport.wait_writes(2)
+    assert writes[1] == _response(200, b"{}")
+    protocol.data_received(b"GET /two HTTP/1.1\r\n\r\n")
+    protocol.connection_lost(None)
+    assert futures[1].cancelled()  # the connection is gone: so is the wait for its answer
+
+
 async def test_connection_lost_cancels_the_running_handler() -> None:
     handler = Recorder()
     protocol, transport, _ = _connect(handler)

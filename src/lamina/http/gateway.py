@@ -206,7 +206,7 @@ class _Exchange:
     front: _Front
     context: Context
     answer: asyncio.Future[Response]
-    timer: asyncio.TimerHandle | None = None
+    timer: asyncio.TimerHandle | None = None  # the front door's timeout
 
     def resolve(self, response: Response) -> None:
         """Answer, unless the front door's timeout did already or the client went away."""

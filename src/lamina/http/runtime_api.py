@@ -7,8 +7,9 @@ environment (`RuntimeTarget`) and render the Runtime API's own errors.
 
 Lamina's built-in runtimes switch their connection to Lamina's runtime channel with their
 first `next` (`wire.runtime_api`, `RuntimeChannel`): the same calls on the environment, one
-exchange per invocation, no HTTP to parse or render. Measured on 2 cores, that is ~90 µs of
-Lamina's CPU less per invocation than HTTP with a `next` after each response.
+exchange per invocation, no HTTP to parse or render. Measured on 2 cores, that is ~55 µs of
+Lamina's CPU less per invocation than a response and a `next` over HTTP (a quarter of its
+warm path), and one wake-up of each process less.
 """
 
 from __future__ import annotations

@@ -1,9 +1,12 @@
 """A thin HTTP/1.1 server: httptools parses, an `asyncio.Protocol` moves bytes.
 
-Every edge of Lamina (control API, Runtime API endpoints, later the gateway) sits on this.
-It is deliberately small: keep-alive, pipelined requests answered in order, a body limit
-enforced while reading (413 before buffering more), and cancellation of the request's task
-when the peer goes away, which is how a runtime's long-polling `next` learns its process died.
+Every edge of Lamina (control API, Runtime API endpoints, the gateway) sits on this. It is
+deliberately small: keep-alive, pipelined requests answered in order, a body limit enforced
+while reading (413 before buffering more), and cancellation of the request's task when the
+peer goes away, which is how a runtime's long-polling `next` learns its process died. A
+handler is a coroutine function, or returns a future it resolves from tasks of its own (the
+gateway); an upgrade request is refused unless the server was given an `Upgrade` handler
+(the Runtime API's channel for Lamina's own runtimes).
 """
 
 from __future__ import annotations
@@ -240,7 +243,11 @@ class HttpProtocol(asyncio.Protocol):
             if isinstance(item, Response):
                 self._write(item, keep_alive)
                 continue
-            answer = self._handler(item)
+            try:
+                answer = self._handler(item)
+            except Exception as exc:  # failed before it had anything to await
+                self._write(_internal_error(exc), keep_alive)
+                continue
             if isinstance(answer, asyncio.Future):
                 # The handler's work runs in tasks of its own (the gateway's invocations).
                 self._task = answer

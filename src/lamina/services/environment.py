@@ -14,11 +14,9 @@ posted its result lands inside START...END.
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
 import shutil
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -45,57 +43,6 @@ from lamina.core.runtime_state import RuntimeState, RuntimeStateMachine
 from lamina.telemetry.logs import LogSink
 
 InitStatus = Literal["ready", "init_error", "exited", "timeout"]
-
-
-class Deadline:
-    """When the running invocation's time is up, on one timer for invocation after invocation.
-
-    `set` arms the timer only when none is pending that fires first; a timer that fires
-    before the deadline of the invocation then running is armed again for it; `clear` just
-    forgets the deadline. A warm environment thus makes a timer every timeout period rather
-    than one per invocation (call_later and cancel: ~3 µs per invocation, measured).
-    """
-
-    __slots__ = ("_expire", "_loop", "_timer", "_when")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._timer: asyncio.TimerHandle | None = None
-        self._when = 0.0
-        self._expire: Callable[[], None] | None = None
-
-    def set(self, delay: float, expire: Callable[[], None]) -> None:
-        """Call `expire` in `delay` seconds, unless `clear` or `set` comes first."""
-        self._when = when = self._loop.time() + delay
-        self._expire = expire
-        timer = self._timer
-        if timer is None or timer.when() > when:
-            if timer is not None:
-                timer.cancel()
-            self._timer = self._loop.call_at(when, self._fire)
-
-    def clear(self) -> None:
-        self._expire = None
-
-    def cancel(self) -> None:
-        self._expire = None
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def _fire(self) -> None:
-        self._timer = None
-        expire = self._expire
-        if expire is None:
-            return  # nothing running: the next `set` arms a timer again
-        if self._loop.time() < self._when - _TIMER_SLACK_S:
-            self._timer = self._loop.call_at(self._when, self._fire)
-            return
-        self._expire = None
-        expire()
-
-
-_TIMER_SLACK_S = 0.001  # the loop's timers fire to the millisecond
 
 
 class EnvState(StrEnum):
@@ -142,7 +89,6 @@ class ExecutionEnvironment:
         # Kept: asyncio.get_running_loop() costs a getpid() on each call (Python 3.11).
         self._loop = loop = asyncio.get_running_loop()
         self._ready: asyncio.Future[InitStatus] = loop.create_future()
-        self._deadline = Deadline(loop)
         self._waiter: asyncio.Future[Invocation] | None = None
         self._queued: Invocation | None = None
         self._current: Invocation | None = None
@@ -226,7 +172,6 @@ class ExecutionEnvironment:
     def stop(self) -> None:
         """Kill the runtime and everything it started; release the endpoint. Idempotent."""
         self.state = EnvState.DEAD
-        self._deadline.cancel()
         if self._process is not None:
             self._process.kill()
         if self._endpoint is not None:
@@ -263,11 +208,11 @@ class ExecutionEnvironment:
             self._deliver(self._waiter, invocation)
         else:
             self._queued = invocation
-        self._deadline.set(timeout_s, functools.partial(self._on_timeout, timeout_s))
+        timer = self._loop.call_later(timeout_s, self._on_timeout, timeout_s)
         try:
             return await result
         finally:
-            self._deadline.clear()
+            timer.cancel()
             # Whatever the runtime printed before it posted its result is in the pipe by now.
             self._drain_logs()
             self._current = None

@@ -235,13 +235,13 @@ class FpmEnvironment(ExecutionEnvironment):
         self, invocation: Invocation, request: FpmRequest, timeout_s: float
     ) -> InvocationResult | CgiResponse:
         # Bref's read timeout: 1 s before the deadline, so that it can recover in time.
-        self._deadline.set(max(1.0, timeout_s - 1.0), self._abort_timed_out)
+        timer = self._loop.call_later(max(1.0, timeout_s - 1.0), self._abort_timed_out)
         try:
             response = await self.client.request(request.params, request.body)
         except (FastCgiClosed, OSError):
             return await self._failed(invocation, timeout_s)
         finally:
-            self._deadline.clear()
+            timer.cancel()
         if response.stderr:
             await self._wait_logged(response.stderr)
         if self.returncode is not None:  # Bref checks php-fpm is still running
