@@ -199,3 +199,16 @@ def test_a_reused_slot_of_the_same_size_only_resets_what_was_used(tmp_path: Path
     assert slot.reusable
     slot.configure(cgroups.limits_for(1024))  # another size: everything is written again
     assert (memory / "memory.limit_in_bytes").read_text() == str(1024 << 20)
+
+
+def test_the_memory_peak_is_read_from_a_kept_descriptor(tmp_path: Path) -> None:
+    peak = tmp_path / "memory.max_usage_in_bytes"
+    peak.write_text("1048576\n")
+    slot = cgroups.Slot("v1", dict.fromkeys(cgroups.CONTROLLERS, str(tmp_path)), "s1")
+    assert slot.peak_bytes() == 1048576
+    peak.write_text("2097152\n")  # the kernel rewrites it in place
+    assert slot.peak_bytes() == 2097152
+    peak.write_text("garbage")
+    assert slot.peak_bytes() == 0
+    slot.close()
+    assert cgroups.Slot("v2", {"memory": str(tmp_path / "gone")}, "s2").peak_bytes() == 0

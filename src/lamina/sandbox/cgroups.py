@@ -130,13 +130,14 @@ def _joined(point: str, root: str, own: str) -> str:
 class Slot:
     """One execution environment's cgroup (one directory per v1 hierarchy)."""
 
-    __slots__ = ("_applied", "dirs", "name", "version")
+    __slots__ = ("_applied", "_peak_fd", "dirs", "name", "version")
 
     def __init__(self, version: str, dirs: Mapping[str, str], name: str) -> None:
         self.version = version
         self.dirs = dict(dirs)
         self.name = name
         self._applied: Limits | None = None  # what the files hold now
+        self._peak_fd = -1
 
     def __repr__(self) -> str:
         return f"<Slot {self.name} {self.version}>"
@@ -207,9 +208,24 @@ class Slot:
         _write(f"{pids}/pids.max", limits.pids_max)
 
     def peak_bytes(self) -> int:
-        name = "memory.max_usage_in_bytes" if self.version == "v1" else "memory.peak"
-        text = _read(f"{self.dirs['memory']}/{name}").strip()
+        """Peak memory since `configure`. Read for every REPORT line, so from a descriptor
+        kept open (one pread: opening the file each time was ~10 % of the gateway's CPU)."""
+        if self._peak_fd < 0:
+            name = "memory.max_usage_in_bytes" if self.version == "v1" else "memory.peak"
+            try:
+                self._peak_fd = os.open(f"{self.dirs['memory']}/{name}", os.O_RDONLY)
+            except OSError:
+                return 0
+        try:
+            text = os.pread(self._peak_fd, 32, 0).strip()
+        except OSError:
+            return 0
         return int(text) if text.isdigit() else 0
+
+    def close(self) -> None:
+        if self._peak_fd >= 0:
+            os.close(self._peak_fd)
+            self._peak_fd = -1
 
     def pids(self) -> list[int]:
         return [int(p) for p in _read(f"{self.dirs['pids']}/cgroup.procs").split()]
@@ -232,6 +248,7 @@ class Slot:
         return all(not _read(f).split() for f in self.procs_files)
 
     def remove(self) -> bool:
+        self.close()
         removed = True
         for directory in sorted(set(self.dirs.values())):
             try:
