@@ -237,7 +237,7 @@ class ControlApi:
     # invoking
 
     async def invoke_function(self, request: Request, match: re.Match[str], rid: str) -> Response:
-        name, qualifier = _qualified(match, request)
+        name, qualifier = qualified_name(match, request)
         kind = request.header("x-amz-invocation-type", "RequestResponse")
         if kind not in INVOCATION_TYPES:
             raise InvalidParameterValueException(
@@ -270,7 +270,7 @@ class ControlApi:
         return Response(200, result.payload, headers, content_type=result.content_type)
 
     async def invoke_async(self, request: Request, match: re.Match[str], rid: str) -> Response:
-        name, qualifier = _qualified(match, request)
+        name, qualifier = qualified_name(match, request)
         _checkjson_response(request.body or b"{}")
         event_id = self.events.submit(name, qualifier, request.body or b"{}")
         return Response(202, b'{"Status":202}', [("x-amzn-RequestId", event_id)])
@@ -297,9 +297,11 @@ def _name(match: re.Match[str]) -> str:
     return name
 
 
-def _qualified(match: re.Match[str], request: Request) -> tuple[str, str | None]:
+def qualified_name(match: re.Match[str], request: Request) -> tuple[str, str | None]:
+    """The function name and qualifier of a `{name}` path (ARN, partial ARN or name, maybe
+    `name:qualifier`) and its `?Qualifier=`, which must agree when both are given."""
     name, qualifier = wire.parse_function_name(match["name"])
-    query = _first(parse_qs(request.query), "Qualifier")
+    query = query_value(request, "Qualifier")
     if query and qualifier and query != qualifier:
         raise InvalidParameterValueException(
             f"Qualifier = {query!r} differs from the qualifier in the function name ({qualifier!r})"
@@ -326,6 +328,12 @@ def _client_context(request: Request) -> str | None:
         raise InvalidRequestContentException(
             "X-Amz-Client-Context must be base64-encoded JSON"
         ) from None
+
+
+def query_value(request: Request, key: str, blank: bool = False) -> str | None:
+    """The first value of `key` in the request's query string (`blank`: "" for `key=`,
+    else None as for a missing key)."""
+    return _first(parse_qs(request.query, keep_blank_values=blank), key)
 
 
 def _first(query: dict[str, list[str]], key: str) -> str | None:

@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import parse_qs
 
 from lamina.core.errors import InvalidParameterValueException
 from lamina.core.models import Account
 from lamina.core.provisioned import ProvisionedState
-from lamina.http.control_api import RouteEntry, json_body, json_response
+from lamina.http.control_api import (
+    RouteEntry,
+    json_body,
+    json_response,
+    qualified_name,
+    query_value,
+)
 from lamina.http.server import Request, Response
 from lamina.services.provisioned import ProvisionedService
-from lamina.wire import lambda_api as wire
 
 PATH = re.compile(r"/2019-09-30/functions/(?P<name>[^/]+)/provisioned-concurrency/?")
 MAX_ITEMS = 50  # ListProvisionedConcurrencyConfigs' MaxItems bound
@@ -37,14 +41,14 @@ class ProvisionedApi:
         ]
 
     async def put(self, request: Request, match: re.Match[str], rid: str) -> Response:
-        name, qualifier = _qualified(match, request)
+        name, qualifier = qualified_name(match, request)
         body = json_body(request)
         state = self._provisioned.put(name, qualifier, body.get("ProvisionedConcurrentExecutions"))
         return json_response(config_json(state), rid, 202)
 
     async def get(self, request: Request, match: re.Match[str], rid: str) -> Response:
-        name, qualifier = _qualified(match, request)
-        listing = _query(request, "List")
+        name, qualifier = qualified_name(match, request)
+        listing = query_value(request, "List", blank=True)  # `?List=` is an error
         if listing is not None:
             if listing != "ALL":
                 raise InvalidParameterValueException(f"List = {listing!r}: must be ALL")
@@ -52,7 +56,7 @@ class ProvisionedApi:
         return json_response(config_json(self._provisioned.get(name, qualifier)), rid)
 
     async def delete(self, request: Request, match: re.Match[str], rid: str) -> Response:
-        name, qualifier = _qualified(match, request)
+        name, qualifier = qualified_name(match, request)
         self._provisioned.delete(name, qualifier)
         return Response(204, headers=[("x-amzn-RequestId", rid)])
 
@@ -62,8 +66,8 @@ class ProvisionedApi:
             config = state.config
             arn = self._account.function_arn(config.function_name, config.qualifier)
             items.append({"FunctionArn": arn, **config_json(state)})
-        marker = _query(request, "Marker") or "0"
-        limit = _query(request, "MaxItems") or str(MAX_ITEMS)
+        marker = query_value(request, "Marker") or "0"
+        limit = query_value(request, "MaxItems") or str(MAX_ITEMS)
         if not marker.isdigit() or not limit.isdigit() or not 1 <= int(limit) <= MAX_ITEMS:
             raise InvalidParameterValueException(
                 f"Marker = {marker!r}, MaxItems = {limit!r}: a Marker from a previous page and "
@@ -87,18 +91,3 @@ def config_json(state: ProvisionedState) -> dict[str, Any]:
     if state.reason is not None:
         body["StatusReason"] = state.reason
     return body
-
-
-def _qualified(match: re.Match[str], request: Request) -> tuple[str, str | None]:
-    name, qualifier = wire.parse_function_name(match["name"])
-    query = _query(request, "Qualifier")
-    if query and qualifier and query != qualifier:
-        raise InvalidParameterValueException(
-            f"Qualifier = {query!r} differs from the qualifier in the function name ({qualifier!r})"
-        )
-    return name, qualifier or query or None
-
-
-def _query(request: Request, key: str) -> str | None:
-    values = parse_qs(request.query, keep_blank_values=True).get(key)
-    return values[0] if values else None

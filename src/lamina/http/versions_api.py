@@ -11,12 +11,18 @@ import base64
 import binascii
 import re
 from typing import Any
-from urllib.parse import parse_qs, unquote
+from urllib.parse import unquote
 
 from lamina.core.errors import InvalidParameterValueException
 from lamina.core.models import LATEST, Account, FunctionConfig
 from lamina.core.versions import Alias, is_version
-from lamina.http.control_api import RouteEntry, json_body, json_response
+from lamina.http.control_api import (
+    RouteEntry,
+    json_body,
+    json_response,
+    qualified_name,
+    query_value,
+)
 from lamina.http.server import Request, Response
 from lamina.services.functions import FunctionService
 from lamina.services.versions import VersionService
@@ -80,7 +86,7 @@ class VersionsApi:
         return json_response(alias_json(alias, self._account), rid, 201)
 
     async def list_aliases(self, request: Request, match: re.Match[str], rid: str) -> Response:
-        version = _query(request, "FunctionVersion")
+        version = query_value(request, "FunctionVersion")
         aliases = self._versions.list_aliases(_name(match), version)
         page, marker = _page([alias_json(a, self._account) for a in aliases], request)
         return json_response(_with_marker({"Aliases": page}, marker), rid)
@@ -108,7 +114,7 @@ class VersionsApi:
     # qualified function operations
 
     async def get_function(self, request: Request, match: re.Match[str], rid: str) -> Response:
-        name, qualifier = _qualified(match, request)
+        name, qualifier = qualified_name(match, request)
         config = self._functions.get(name, qualifier)
         location = f"lamina://code/{config.code_sha256}.zip"
         body = wire.get_function(config, self._account, location)
@@ -116,12 +122,12 @@ class VersionsApi:
         return json_response(body, rid)
 
     async def get_configuration(self, request: Request, match: re.Match[str], rid: str) -> Response:
-        name, qualifier = _qualified(match, request)
+        name, qualifier = qualified_name(match, request)
         config = self._functions.get(name, qualifier)
         return json_response(self._configuration(config, qualifier), rid)
 
     async def delete_function(self, request: Request, match: re.Match[str], rid: str) -> Response:
-        name, qualifier = _qualified(match, request)
+        name, qualifier = qualified_name(match, request)
         self._functions.delete(name, qualifier)
         return Response(204, headers=[("x-amzn-RequestId", rid)])
 
@@ -156,21 +162,6 @@ def _name(match: re.Match[str]) -> str:
     return name
 
 
-def _qualified(match: re.Match[str], request: Request) -> tuple[str, str | None]:
-    name, qualifier = wire.parse_function_name(match["name"])
-    query = _query(request, "Qualifier")
-    if query and qualifier and query != qualifier:
-        raise InvalidParameterValueException(
-            f"Qualifier = {query!r} differs from the qualifier in the function name ({qualifier!r})"
-        )
-    return name, qualifier or query or None
-
-
-def _query(request: Request, key: str) -> str | None:
-    values = parse_qs(request.query).get(key)
-    return values[0] if values else None
-
-
 def _weights(body: dict[str, Any]) -> object:
     config = body.get("RoutingConfig")
     if config is None:
@@ -199,8 +190,8 @@ def _hex_sha(value: object) -> str | None:
 
 def _page(items: list[dict[str, Any]], request: Request) -> tuple[list[dict[str, Any]], str | None]:
     """Lambda's Marker/MaxItems pagination; the marker is the index of the next item."""
-    marker = _query(request, "Marker") or "0"
-    limit = _query(request, "MaxItems") or str(MAX_ITEMS)
+    marker = query_value(request, "Marker") or "0"
+    limit = query_value(request, "MaxItems") or str(MAX_ITEMS)
     if not marker.isdigit() or not limit.isdigit() or not 1 <= int(limit) <= MAX_ITEMS:
         raise InvalidParameterValueException(
             f"Marker = {marker!r}, MaxItems = {limit!r}: a Marker from a previous page and "
