@@ -83,6 +83,26 @@ def readable(fds: Iterable[int], timeout: float | None = None) -> list[int]:
     return [fd for fd, _ in poller.poll(None if timeout is None else timeout * 1000)]
 
 
+def reap(sockets: dict[int, socket.socket]) -> list[int]:
+    """Reap every child that has exited; send the wait status of those in `sockets` (pid ->
+    its environment's socket) on their socket, then close it (its end of stream tells
+    Lamina the environment is gone). The pids reaped."""
+    reaped: list[int] = []
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return reaped
+        if pid == 0:
+            return reaped
+        reaped.append(pid)
+        ctl = sockets.pop(pid, None)
+        if ctl is not None:
+            with contextlib.suppress(OSError):
+                send(ctl, {"exit": status})
+            ctl.close()
+
+
 def _fail(ctl: socket.socket, where: str) -> NoReturn:
     with contextlib.suppress(OSError):
         send(ctl, {"error": f"{where}: {traceback.format_exc(limit=-3).strip()}"})

@@ -108,18 +108,7 @@ class Nursery:
     def _reap(self) -> None:
         from lamina.sandbox import jail
 
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            ctl = self.seeds.pop(pid, None)
-            if ctl is not None:
-                with contextlib.suppress(OSError):
-                    jail.send(ctl, {"exit": status})
-                ctl.close()
+        jail.reap(self.seeds)
 
     def clean_up(self) -> None:
         from lamina.sandbox import cgroups

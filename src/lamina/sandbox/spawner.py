@@ -107,21 +107,10 @@ class Spawner:
     def _reap(self) -> None:
         from lamina.sandbox import jail
 
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            for entry in [e for e in self.ready if e[0] == pid]:
-                self.ready.remove(entry)  # a prepared child died waiting
-                entry[1].close()
-            ctl = self.children.pop(pid, None)
-            if ctl is not None:
-                with contextlib.suppress(OSError):
-                    jail.send(ctl, {"exit": status})
-                ctl.close()
+        reaped = set(jail.reap(self.children))
+        for entry in [e for e in self.ready if e[0] in reaped]:
+            self.ready.remove(entry)  # a prepared child died waiting
+            entry[1].close()
 
     def kill_all(self) -> None:
         for pid in [*self.children, *(pid for pid, _ in self.ready)]:
