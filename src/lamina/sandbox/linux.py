@@ -23,13 +23,12 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 from collections import deque
 from pathlib import Path
 from typing import Any
 
 from lamina.core.ports import ExecFailed, SandboxSpec
-from lamina.runtimes.python import python_for
+from lamina.runtimes.python import zygote_command
 from lamina.sandbox import cgroups, jail, nursery, rootfs
 from lamina.sandbox import syscalls as sc
 from lamina.sandbox.aio import read_all
@@ -45,7 +44,6 @@ MAX_POOL = 16
 REFILL_DELAY_S = 0.05
 SHRINK_AFTER_S = 60.0
 START_TIMEOUT_S = 30.0  # a burst of a thousand starts waits for as many new seeds
-LANG = "en_US.UTF-8"  # what functions get (launch.py): the interpreter reads it at start
 RELEASE_TRIES = 100
 RO = sc.MOUNT_ATTR_RDONLY | sc.MOUNT_ATTR_NOSUID | sc.MOUNT_ATTR_NODEV
 RW = sc.MOUNT_ATTR_NOSUID | sc.MOUNT_ATTR_NODEV
@@ -150,11 +148,11 @@ class LinuxSandboxDriver:
 
     def _spawn_nursery(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        script = nursery.__file__
+        argv, env = zygote_command(nursery.__file__, theirs.fileno())
         self._nursery = subprocess.Popen(
-            [nursery_interpreter(), "-I", "-S", script, str(theirs.fileno())],
+            argv,
             pass_fds=[theirs.fileno()],
-            env={"LANG": LANG},
+            env=env,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C at the terminal is Lamina's to handle
         )
@@ -320,12 +318,6 @@ class LinuxSandboxDriver:
             os.chown(spec.socket_dir, int(self._config["uid"]), int(self._config["gid"]))
             trees.append((spec.socket_dir, str(spec.socket_dir), RW))
         return trees
-
-
-def nursery_interpreter() -> str:
-    """The interpreter `python3.<Lamina's minor>` functions run on: the nursery's seeds
-    start those functions' runtime without an exec (runtimes/python/zygote.py)."""
-    return python_for(f"python{sys.version_info[0]}.{sys.version_info[1]}")
 
 
 def _port(address: str) -> int:

@@ -22,18 +22,16 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 from typing import Any
 
 from lamina.core.ports import ExecFailed, SandboxSpec
-from lamina.runtimes.python import python_for
+from lamina.runtimes.python import zygote_command, zygote_python
 from lamina.runtimes.python.zygote import runs_bootstrap
 from lamina.sandbox import jail, spawner
 from lamina.sandbox.aio import read_all
 
 log = logging.getLogger("lamina.sandbox")
 START_TIMEOUT_S = 10.0
-LANG = "en_US.UTF-8"  # what functions get (launch.py): the interpreter reads it at start
 
 
 class PlainProcess:
@@ -179,7 +177,7 @@ class SpawnerClient:
     """Lamina's side of the spawner: started on first use, restarted if it dies."""
 
     def __init__(self) -> None:
-        self.python = python_for(f"python{sys.version_info[0]}.{sys.version_info[1]}")
+        self.python = zygote_python()
         self._control: socket.socket | None = None
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -197,10 +195,11 @@ class SpawnerClient:
             log.warning("the Python spawner exited (%s); starting another", self._process.poll())
             self.close()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        argv, env = zygote_command(spawner.__file__, theirs.fileno())
         self._process = subprocess.Popen(
-            [self.python, "-I", "-S", spawner.__file__, str(theirs.fileno())],
+            argv,
             pass_fds=[theirs.fileno()],
-            env={"LANG": LANG},
+            env=env,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C at the terminal is Lamina's to handle
         )

@@ -16,7 +16,7 @@ from lamina.config import Settings
 from lamina.core.models import Account
 from lamina.core.runtimes import choose
 from lamina.runtimes.php import RUNTIME_DIR as PHP_RUNTIME_DIR
-from lamina.runtimes.python import BOOTSTRAP_PATH, bootstrap_command, python_for
+from lamina.runtimes.python import BOOTSTRAP_PATH, LANG, bootstrap_command, python_for
 from lamina.services import fpm_launch, php_launch
 from lamina.services.environment import Launch
 from lamina.services.registry import DeployedFunction
@@ -86,7 +86,7 @@ class Launcher:
             env = {**php_launch.variables(choice, task_root, opt), **env}
         env.update(
             {
-                "LANG": "en_US.UTF-8",
+                "LANG": LANG,
                 "PATH": f"/usr/local/bin:/usr/bin/:/bin:{opt_path}/bin",
                 "LD_LIBRARY_PATH": (
                     f"/lib64:/usr/lib64:{runtime_dir}:{runtime_dir}/lib:"

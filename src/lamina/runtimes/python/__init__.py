@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 BOOTSTRAP_PATH = Path(__file__).with_name("bootstrap.py")
+LANG = "en_US.UTF-8"  # every function's locale (launch.py); an interpreter reads it at start
 # What bootstrap.py loads; a zygote (zygote.py) imports it, forks and calls its main().
 RUNTIME_PATH = Path(__file__).with_name("lamina_python_runtime.py")
 
@@ -41,3 +42,14 @@ def _is_executable_binary(path: str) -> bool:
             return handle.read(4) == b"\x7fELF" and os.access(path, os.X_OK)
     except OSError:
         return False
+
+
+def zygote_command(script: str, fd: int) -> tuple[list[str], dict[str, str]]:
+    """argv and environment of a zygote (the sandbox nursery, the plain spawner): the
+    interpreter `python3.<Lamina's minor>` functions run on, with their locale, so that a
+    fork of it can become their runtime (zygote.py)."""
+    return [zygote_python(), "-I", "-S", script, str(fd)], {"LANG": LANG}
+
+
+def zygote_python() -> str:
+    return python_for(f"python{sys.version_info[0]}.{sys.version_info[1]}")
